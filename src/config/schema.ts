@@ -1,0 +1,213 @@
+/**
+ * The config schema: one source for validation, the TypeScript types and `docs/config.md`.
+ *
+ * Keys are camelCase in YAML and in the TypeScript API alike (one style everywhere, see
+ * docs/config.md). Every field carries a description; `npm run docs` renders them.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+/** True for a DNS name made of valid labels (no wildcard). */
+function isHostname(value: string): boolean {
+  if (value.length === 0 || value.length > 253) return false;
+  return value.split('.').every((label) => HOST_LABEL.test(label));
+}
+
+/** True for `example.com`, `*.example.com` or `*`. */
+function isDomainPattern(value: string): boolean {
+  if (value === '*') return true;
+  return isHostname(value.startsWith('*.') ? value.slice(2) : value);
+}
+
+/** True for an IPv4/IPv6 address or CIDR block. */
+export function isCidr(value: string): boolean {
+  const slash = value.indexOf('/');
+  const address = slash === -1 ? value : value.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const bitsText = value.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bitsText)) return false;
+  return Number(bitsText) <= (family === 4 ? 32 : 128);
+}
+
+const Port = z.number().int().min(1).max(65535);
+
+const PortRange = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'expected a port range "LOW-HIGH"')
+  .refine((s) => {
+    const [lo, hi] = s.split('-').map(Number);
+    return lo >= 1 && hi <= 65535 && lo <= hi;
+  }, 'expected LOW-HIGH with 1 <= LOW <= HIGH <= 65535');
+
+const PortSpec = z.union([Port, PortRange, z.array(z.union([Port, PortRange])).min(1)]);
+
+const TargetString = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected "host:port" (IPv6 as "[::1]:port")');
+
+const TargetObject = z.strictObject({
+  host: z.string().min(1).describe('Target host name or IP address.'),
+  port: Port.describe('Target TCP port.'),
+});
+
+const Target = z.union([TargetString, TargetObject]);
+
+const ForwardAction = z
+  .strictObject({
+    type: z.literal('forward'),
+    mode: z
+      .enum(['tcp', 'tls-passthrough'])
+      .default('tcp')
+      .describe(
+        'How the connection is forwarded. `tcp`: bytes as they come. `tls-passthrough`: the TLS ' +
+          'stream is routed by its SNI and forwarded untouched (the target terminates TLS).',
+      ),
+    targets: z
+      .array(Target)
+      .min(1)
+      .describe('Upstream addresses, `"host:port"` or `{ host, port }`. Several targets are balanced.'),
+    loadBalancing: z
+      .enum(['round-robin', 'failover'])
+      .default('round-robin')
+      .describe(
+        '`round-robin` starts each connection at the next target; `failover` always starts at the ' +
+          'first. Either way a target that refuses or times out is skipped for the next one.',
+      ),
+    connectTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Connect timeout per target attempt; defaults to `timeouts.connectMs`.'),
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Close both sides after this long without a byte either way; defaults to `timeouts.idleMs`.'),
+  })
+  .describe('Forward the connection to one of the targets.');
+
+const Action = z.discriminatedUnion('type', [ForwardAction]).describe('What to do with a matched connection.');
+
+const Match = z
+  .strictObject({
+    ports: PortSpec.describe('Listen ports: a port, a `"LOW-HIGH"` range, or a list of either.'),
+    domains: z
+      .array(z.string().refine(isDomainPattern, 'expected a host name, "*.example.com" or "*"'))
+      .min(1)
+      .optional()
+      .describe(
+        'SNI (TLS) or Host (HTTP) names: exact, or `*.example.com` for any subdomain at any depth ' +
+          '(not the apex). Case-insensitive. Absent: any name, including none.',
+      ),
+    paths: z
+      .array(z.string().startsWith('/', 'expected a path starting with "/"'))
+      .min(1)
+      .optional()
+      .describe('HTTP request paths: exact, or a prefix ending in `*` (`/api/*`). HTTP routes only.'),
+    headers: z
+      .record(z.string().min(1), z.string())
+      .optional()
+      .describe('HTTP request headers that must be present with these exact values. HTTP routes only.'),
+    clientIps: z
+      .array(z.string().refine(isCidr, 'expected an IP address or CIDR block'))
+      .min(1)
+      .optional()
+      .describe(
+        'Client addresses (CIDR or single IP, IPv4 or IPv6). IPv4-mapped IPv6 addresses match as IPv4. ' +
+          'With a trusted PROXY header, the address it carries is the one matched.',
+      ),
+  })
+  .describe('Which connections the route takes. Every present condition must hold.');
+
+const Route = z
+  .strictObject({
+    name: z.string().min(1).describe('Unique route name, used in logs and metrics.'),
+    priority: z
+      .number()
+      .int()
+      .default(0)
+      .describe('Higher priority routes are tried first; equal priorities keep file order.'),
+    match: Match,
+    action: Action,
+  })
+  .describe('One entry of the route table.');
+
+const ProxyProtocol = z
+  .strictObject({
+    trustedCidrs: z
+      .array(z.string().refine(isCidr, 'expected an IP address or CIDR block'))
+      .default([])
+      .describe(
+        'Peers allowed to send a PROXY protocol v1/v2 header. A header from any other peer closes the ' +
+          'connection. Trusted peers may also connect without a header.',
+      ),
+  })
+  .describe('PROXY protocol (v1 and v2) on every listener.');
+
+const Timeouts = z
+  .strictObject({
+    classifyMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5000)
+      .describe('Time allowed for a PROXY header or a complete TLS ClientHello to arrive.'),
+    connectMs: z.number().int().positive().default(5000).describe('Default upstream connect timeout.'),
+    idleMs: z.number().int().positive().default(300_000).describe('Default idle timeout of a forwarded connection.'),
+    shutdownMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(10_000)
+      .describe('On shutdown, how long live connections may finish before they are closed.'),
+  })
+  .describe('Default timeouts.');
+
+const HelloServer = z
+  .strictObject({
+    host: z.string().default('127.0.0.1').describe('Address of the built-in hello server.'),
+    port: Port.default(8081).describe('Port of the built-in hello server.'),
+  })
+  .describe('A tiny built-in HTTP server answering "hello from switchyard", for the quick start and tests.');
+
+const Log = z
+  .strictObject({
+    level: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('Minimum level written (JSON lines on stdout).'),
+  })
+  .describe('Logging.');
+
+/** The whole config file. */
+export const ConfigSchema = z
+  .strictObject({
+    bind: z
+      .string()
+      .refine((s) => isIP(s) !== 0, 'expected an IP address')
+      .default('0.0.0.0')
+      .describe('Address every route port listens on (`127.0.0.1` for loopback only, `::` for all IPv6).'),
+    proxyProtocol: ProxyProtocol.prefault({}),
+    timeouts: Timeouts.prefault({}),
+    log: Log.prefault({}),
+    helloServer: HelloServer.optional(),
+    routes: z.array(Route).describe('The route table, tried in priority order.'),
+  })
+  .describe('Switchyard config.');
+
+/** Config as written by a user (optional fields may be absent). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** Config after validation, with defaults applied. */
+export type Config = z.output<typeof ConfigSchema>;
+/** One validated route. */
+export type RouteConfig = Config['routes'][number];
+/** One validated action. */
+export type ActionConfig = RouteConfig['action'];
+/** One validated match block. */
+export type MatchConfig = RouteConfig['match'];
