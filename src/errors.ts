@@ -27,6 +27,11 @@ export const ERRORS = {
     retryable: false,
     message: 'no complete protocol preface within {timeoutMs} ms',
   },
+  SY_LSN_EARLY_CLOSE: {
+    status: 0,
+    retryable: false,
+    message: 'client closed before its PROXY header or TLS ClientHello was complete',
+  },
   SY_LSN_BAD_TLS: { status: 0, retryable: false, message: 'malformed TLS ClientHello: {detail}' },
   SY_LSN_BAD_PROXY_HEADER: { status: 0, retryable: false, message: 'malformed PROXY protocol header: {detail}' },
   SY_LSN_UNTRUSTED_PROXY_HEADER: {
@@ -44,6 +49,54 @@ export const ERRORS = {
   SY_L4_NO_TARGET: { status: 502, retryable: true, message: 'every target of route {route} failed' },
   SY_L4_IDLE_TIMEOUT: { status: 0, retryable: false, message: 'connection idle for {timeoutMs} ms' },
   SY_ADMIN_SHUTDOWN: { status: 503, retryable: true, message: 'proxy is shutting down' },
+  SY_LLM_BAD_REQUEST: { status: 400, retryable: false, message: 'invalid request: {detail}' },
+  SY_LLM_UNKNOWN_MODEL: {
+    status: 400,
+    retryable: false,
+    message: 'unknown model {model}: not an alias and not a configured provider:model',
+  },
+  SY_LLM_NOT_FOUND: { status: 404, retryable: false, message: 'no LLM endpoint at {path}' },
+  SY_LLM_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: '{method} is not allowed on {path}' },
+  SY_LLM_QUEUE_FULL: {
+    status: 429,
+    retryable: true,
+    message: 'provider {provider} is at its concurrency limit and its queue is full',
+  },
+  SY_LLM_QUEUE_TIMEOUT: {
+    status: 429,
+    retryable: true,
+    message: 'no free slot at provider {provider} within {timeoutMs} ms',
+  },
+  SY_LLM_DEADLINE: { status: 504, retryable: true, message: 'request did not finish within {timeoutMs} ms' },
+  SY_LLM_PROVIDER_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    message: 'provider {provider} is unavailable: {detail}',
+  },
+  SY_LLM_API_KEY: { status: 0, retryable: false, message: 'provider {provider} has no API key: {detail}' },
+  SY_LLM_CLIENT_CLOSED: { status: 499, retryable: false, message: 'client closed the connection' },
+  SY_UPS_CONNECT: { status: 502, retryable: true, message: 'cannot reach provider {provider}: {detail}' },
+  SY_UPS_FIRST_BYTE_TIMEOUT: {
+    status: 504,
+    retryable: true,
+    message: 'provider {provider} sent no response within {timeoutMs} ms',
+  },
+  SY_UPS_IDLE_TIMEOUT: { status: 504, retryable: true, message: 'provider {provider} sent nothing for {timeoutMs} ms' },
+  SY_UPS_STREAM_BROKEN: {
+    status: 502,
+    retryable: true,
+    message: 'the response from provider {provider} broke: {detail}',
+  },
+  SY_UPS_BAD_STATUS: {
+    status: 502,
+    retryable: false,
+    message: 'provider {provider} answered {upstreamStatus}: {detail}',
+  },
+  SY_UPS_RESPONSE_TOO_LARGE: {
+    status: 502,
+    retryable: false,
+    message: 'provider {provider} sent a response larger than {limitBytes} bytes',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A registered error code. */

@@ -1,0 +1,252 @@
+/**
+ * Layer-4 forwarding: connect to a target (with failover), then join the client and upstream
+ * sockets until both directions are done.
+ *
+ * Hot path. Handlers are shared top-level functions that find their tunnel through a symbol on
+ * the socket, rather than closures per connection; data moves with `write()` and manual
+ * pause/resume instead of `pipe()`, which costs a stream-internal dispatch per chunk
+ * (bench: tcp-small, docs/benchmarks.md).
+ */
+import { connect, type Socket } from 'node:net';
+import { SwitchyardError } from '../errors.ts';
+import type { CompiledRoute, Target } from '../route/route-table.ts';
+import type { ProxyContext } from '../runtime/proxy-context.ts';
+
+const kTunnel = Symbol('switchyard.tunnel');
+
+interface TunnelSocket extends Socket {
+  [kTunnel]?: Tunnel;
+}
+
+/** Options of one tunnel, resolved from the route and the default timeouts. */
+export interface TunnelOptions {
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+/** One forwarded connection: a client socket joined to an upstream socket. */
+export class Tunnel {
+  readonly ctx: ProxyContext;
+  readonly client: TunnelSocket;
+  readonly route: CompiledRoute;
+  readonly clientAddress: string;
+  readonly options: TunnelOptions;
+  /** Bytes read from the client before the upstream was connected (peeked for routing). */
+  pending: Buffer | null;
+  upstream: TunnelSocket | null;
+  target: Target | null;
+  /** Target attempts made so far, for failover. */
+  attempts: number;
+  /** Index of the first target tried. */
+  firstIndex: number;
+  done: boolean;
+
+  constructor(
+    ctx: ProxyContext,
+    client: Socket,
+    route: CompiledRoute,
+    clientAddress: string,
+    pending: Buffer | null,
+    options: TunnelOptions,
+  ) {
+    this.ctx = ctx;
+    this.client = client as TunnelSocket;
+    this.route = route;
+    this.clientAddress = clientAddress;
+    this.options = options;
+    this.pending = pending;
+    this.upstream = null;
+    this.target = null;
+    this.attempts = 0;
+    this.done = false;
+    const action = route.action;
+    const targets = route.targets.length;
+    if (action.type === 'forward' && action.loadBalancing === 'round-robin' && targets > 1) {
+      this.firstIndex = route.cursor;
+      route.cursor = (route.cursor + 1) % targets;
+    } else {
+      this.firstIndex = 0;
+    }
+    this.client[kTunnel] = this;
+    client.pause();
+    client.on('error', onClientError);
+    client.on('close', onClientClose);
+  }
+
+  /** Starts connecting to the next target. */
+  start(): void {
+    const targets = this.route.targets;
+    if (this.attempts >= targets.length) {
+      const error = new SwitchyardError('SY_L4_NO_TARGET', { route: this.route.name });
+      this.ctx.metrics.rejected.inc({ reason: error.code });
+      this.ctx.logger.warn(
+        { code: error.code, route: this.route.name, client: this.clientAddress, attempts: this.attempts },
+        error.message,
+      );
+      this.client.destroy();
+      return;
+    }
+    const target = targets[(this.firstIndex + this.attempts) % targets.length];
+    this.attempts++;
+    this.target = target;
+    const upstream = connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      noDelay: true,
+    }) as TunnelSocket;
+    upstream[kTunnel] = this;
+    this.upstream = upstream;
+    upstream.setTimeout(this.options.connectTimeoutMs);
+    upstream.once('connect', onUpstreamConnect);
+    upstream.on('timeout', onUpstreamConnectTimeout);
+    upstream.on('error', onUpstreamConnectError);
+  }
+
+  /** A connect attempt failed: count it, log it and try the next target. */
+  connectFailed(upstream: TunnelSocket, code: string, detail: string): void {
+    if (upstream !== this.upstream || this.done) return;
+    upstream.removeAllListeners();
+    upstream.on('error', noop);
+    upstream.destroy();
+    this.upstream = null;
+    const target = this.target!;
+    this.ctx.metrics.upstreamErrors.inc({ target: target.key, reason: code });
+    this.ctx.logger.warn({ code, route: this.route.name, target: target.key, detail }, 'upstream connect failed');
+    if (this.client.destroyed) return;
+    this.start();
+  }
+
+  /** The upstream connected: flush what was peeked and start moving bytes both ways. */
+  joined(): void {
+    const client = this.client;
+    const upstream = this.upstream!;
+    upstream.removeListener('timeout', onUpstreamConnectTimeout);
+    upstream.removeListener('error', onUpstreamConnectError);
+    upstream.on('error', onUpstreamError);
+    upstream.on('close', onUpstreamClose);
+    upstream.on('data', onUpstreamData);
+    upstream.on('end', onUpstreamEnd);
+    upstream.on('drain', onUpstreamDrain);
+    upstream.on('timeout', onIdleTimeout);
+    upstream.setTimeout(this.options.idleTimeoutMs);
+    client.on('data', onClientData);
+    client.on('end', onClientEnd);
+    client.on('drain', onClientDrain);
+    client.on('timeout', onIdleTimeout);
+    client.setTimeout(this.options.idleTimeoutMs);
+    if (this.pending !== null) {
+      upstream.write(this.pending);
+      this.pending = null;
+    }
+    if (client.readableEnded) upstream.end();
+    else client.resume();
+  }
+
+  /** Both sides are gone (or one failed): release everything once and record the byte counts. */
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const client = this.client;
+    const upstream = this.upstream;
+    if (!client.destroyed) client.destroy();
+    if (upstream !== null && !upstream.destroyed) upstream.destroy();
+    const metrics = this.ctx.metrics;
+    const route = this.route.name;
+    metrics.bytes.inc({ route, direction: 'in' }, client.bytesRead);
+    metrics.bytes.inc({ route, direction: 'out' }, client.bytesWritten);
+  }
+}
+
+function noop(): void {}
+
+function onUpstreamConnect(this: TunnelSocket): void {
+  const tunnel = this[kTunnel]!;
+  if (tunnel.client.destroyed) {
+    this.destroy();
+    return;
+  }
+  tunnel.joined();
+}
+
+function onUpstreamConnectTimeout(this: TunnelSocket): void {
+  const tunnel = this[kTunnel]!;
+  const error = new SwitchyardError('SY_L4_CONNECT_TIMEOUT', {
+    target: tunnel.target?.key,
+    timeoutMs: tunnel.options.connectTimeoutMs,
+  });
+  tunnel.connectFailed(this, error.code, error.message);
+}
+
+function onUpstreamConnectError(this: TunnelSocket, err: Error): void {
+  this[kTunnel]!.connectFailed(this, 'SY_L4_CONNECT', err.message);
+}
+
+function onClientData(this: TunnelSocket, chunk: Buffer): void {
+  const upstream = this[kTunnel]!.upstream!;
+  // Backpressure: stop reading the client until the upstream has flushed.
+  if (!upstream.write(chunk)) this.pause();
+}
+
+function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
+  const client = this[kTunnel]!.client;
+  if (!client.write(chunk)) this.pause();
+}
+
+function onUpstreamDrain(this: TunnelSocket): void {
+  const client = this[kTunnel]!.client;
+  if (!client.readableEnded) client.resume();
+}
+
+function onClientDrain(this: TunnelSocket): void {
+  const upstream = this[kTunnel]!.upstream;
+  if (upstream !== null && !upstream.readableEnded) upstream.resume();
+}
+
+/** Half-close: the client sent FIN, so pass it on; the other direction keeps flowing. */
+function onClientEnd(this: TunnelSocket): void {
+  const upstream = this[kTunnel]!.upstream;
+  if (upstream !== null && !upstream.destroyed) upstream.end();
+}
+
+function onUpstreamEnd(this: TunnelSocket): void {
+  const client = this[kTunnel]!.client;
+  if (!client.destroyed) client.end();
+}
+
+function onIdleTimeout(this: TunnelSocket): void {
+  const tunnel = this[kTunnel]!;
+  tunnel.ctx.logger.info(
+    { code: 'SY_L4_IDLE_TIMEOUT', route: tunnel.route.name, client: tunnel.clientAddress },
+    `connection idle for ${tunnel.options.idleTimeoutMs} ms`,
+  );
+  tunnel.finish();
+}
+
+function onClientError(this: TunnelSocket): void {
+  // 'close' follows and finishes the tunnel; the error itself (a reset) needs no more.
+}
+
+function onUpstreamError(this: TunnelSocket): void {}
+
+/**
+ * A socket that closed without error has finished both directions: its peer sent FIN and we
+ * ended our side. The other socket is then ended (not destroyed), so bytes still queued for it
+ * are delivered before it closes and finishes the tunnel. An error closes everything at once.
+ */
+function onClientClose(this: TunnelSocket, hadError: boolean): void {
+  const tunnel = this[kTunnel]!;
+  const upstream = tunnel.upstream;
+  if (hadError || upstream === null || upstream.connecting || upstream.closed) {
+    tunnel.finish();
+  } else if (!upstream.writableEnded) {
+    upstream.end();
+  }
+}
+
+function onUpstreamClose(this: TunnelSocket, hadError: boolean): void {
+  const tunnel = this[kTunnel]!;
+  const client = tunnel.client;
+  if (hadError || client.closed) tunnel.finish();
+  else if (!client.writableEnded) client.end();
+}

@@ -1,0 +1,236 @@
+/**
+ * One listening server per port. Each new connection is classified before it is routed: an
+ * optional PROXY protocol header (trusted peers only), then a TLS ClientHello (for SNI) or
+ * plaintext. Ports whose routes need neither are forwarded at once without reading a byte.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { SwitchyardError } from '../errors.ts';
+import { Tunnel } from '../l4/tunnel.ts';
+import { normalizeAddress } from '../route/ip-matcher.ts';
+import type { MatchContext, RouteTable } from '../route/route-table.ts';
+import type { ProxyContext } from '../runtime/proxy-context.ts';
+import { looksLikeTls, parseClientHello } from './client-hello.ts';
+import { parseProxyHeader } from './proxy-protocol.ts';
+
+const kClassifier = Symbol('switchyard.classifier');
+
+interface ClassifiedSocket extends Socket {
+  [kClassifier]?: Classifier;
+}
+
+/** A server bound to one port; it routes with whatever table the context holds at accept time. */
+export class Listener {
+  readonly ctx: ProxyContext;
+  readonly host: string;
+  readonly port: number;
+  readonly server: Server;
+
+  constructor(ctx: ProxyContext, host: string, port: number) {
+    this.ctx = ctx;
+    this.host = host;
+    this.port = port;
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
+      this.accept(socket),
+    );
+  }
+
+  /** Binds the port. @throws SwitchyardError SY_LSN_BIND */
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = this.server;
+      const onError = (cause: Error): void => {
+        server.removeListener('listening', onListening);
+        reject(
+          new SwitchyardError(
+            'SY_LSN_BIND',
+            { address: `${this.host}:${this.port}`, detail: cause.message },
+            { cause },
+          ),
+        );
+      };
+      const onListening = (): void => {
+        server.removeListener('error', onError);
+        server.on('error', (err) => this.ctx.logger.error({ err, port: this.port }, 'listener error'));
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ host: this.host, port: this.port, exclusive: false });
+    });
+  }
+
+  /**
+   * Stops accepting. Open connections are not touched: the runtime drains them. (node's
+   * `server.close` callback waits for every connection, so it is not awaited; the listening
+   * handle itself is released at once.)
+   */
+  close(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  private accept(socket: Socket): void {
+    const ctx = this.ctx;
+    if (ctx.closing) {
+      socket.destroy();
+      return;
+    }
+    ctx.clients.add(socket);
+    ctx.metrics.activeConnections.inc();
+    socket.on('close', onSocketClose);
+    const classifier = new Classifier(ctx, this.port, ctx.table, socket);
+    classifier.start();
+  }
+}
+
+function onSocketClose(this: Socket): void {
+  const ctx = (this as ClassifiedSocket)[kClassifier]!.ctx;
+  ctx.clients.delete(this);
+  ctx.metrics.activeConnections.dec();
+}
+
+/** Reads as little as routing needs from a new connection, then hands it to its action. */
+class Classifier {
+  readonly ctx: ProxyContext;
+  readonly table: RouteTable;
+  readonly socket: ClassifiedSocket;
+  readonly match: MatchContext;
+  /** Bytes read while classifying, forwarded once the upstream is connected. */
+  buffered: Buffer | null;
+  /** Whether a PROXY header may still come. */
+  proxyPending: boolean;
+  peerTrusted: boolean;
+
+  constructor(ctx: ProxyContext, port: number, table: RouteTable, socket: Socket) {
+    this.ctx = ctx;
+    this.table = table;
+    this.socket = socket as ClassifiedSocket;
+    this.socket[kClassifier] = this;
+    const peer = normalizeAddress(socket.remoteAddress ?? '');
+    this.match = { port, serverName: null, clientIp: peer, tls: false, path: null, headers: null };
+    this.buffered = null;
+    this.peerTrusted = ctx.trustedProxies !== null && ctx.trustedProxies.matches(peer);
+    this.proxyPending = true;
+  }
+
+  start(): void {
+    const index = this.table.ports.get(this.match.port);
+    // Read first bytes only when routing needs them: an SNI to read, TLS to detect, or a PROXY
+    // header to take (trusted peers) or refuse (anyone else) once PROXY protocol is configured.
+    // Otherwise forward at once, so server-speaks-first protocols work.
+    if (index !== undefined && !index.needsPeek && this.ctx.trustedProxies === null) {
+      this.proxyPending = false;
+      this.route();
+      return;
+    }
+    const socket = this.socket;
+    socket.setTimeout(this.table.config.timeouts.classifyMs);
+    socket.on('timeout', onClassifyTimeout);
+    socket.on('data', onClassifyData);
+    socket.on('end', onClassifyEnd);
+    socket.on('error', noop);
+    socket.resume();
+  }
+
+  onData(chunk: Buffer): void {
+    const data = this.buffered === null ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.buffered = data;
+    if (this.proxyPending) {
+      const result = parseProxyHeader(data);
+      if (result.kind === 'need-more') return;
+      if (result.kind === 'error') {
+        this.reject(new SwitchyardError('SY_LSN_BAD_PROXY_HEADER', { detail: result.reason }));
+        return;
+      }
+      this.proxyPending = false;
+      if (result.kind === 'header') {
+        if (!this.peerTrusted) {
+          this.reject(new SwitchyardError('SY_LSN_UNTRUSTED_PROXY_HEADER', { peer: this.match.clientIp }));
+          return;
+        }
+        const header = result.header;
+        if (header.command === 'proxy' && header.sourceAddress !== null) {
+          this.match.clientIp = normalizeAddress(header.sourceAddress);
+        }
+        this.buffered = data.length > header.length ? data.subarray(header.length) : null;
+        const index = this.table.ports.get(this.match.port);
+        if (index !== undefined && !index.needsPeek) {
+          this.route();
+          return;
+        }
+        if (this.buffered === null) return;
+      }
+    }
+    const bytes = this.buffered!;
+    if (!looksLikeTls(bytes[0])) {
+      this.route();
+      return;
+    }
+    const hello = parseClientHello(bytes);
+    if (hello.kind === 'need-more') return;
+    if (hello.kind === 'error') {
+      this.reject(new SwitchyardError('SY_LSN_BAD_TLS', { detail: hello.reason }));
+      return;
+    }
+    this.match.tls = true;
+    this.match.serverName = hello.info.serverName;
+    this.route();
+  }
+
+  /** Picks the route and starts its action; closes the connection when none matches. */
+  route(): void {
+    const socket = this.socket;
+    socket.removeListener('data', onClassifyData);
+    socket.removeListener('end', onClassifyEnd);
+    socket.removeListener('timeout', onClassifyTimeout);
+    socket.removeListener('error', noop);
+    socket.setTimeout(0);
+    socket.pause();
+    const route = this.table.match(this.match);
+    if (route === null) {
+      this.reject(
+        new SwitchyardError('SY_ROUTE_NO_MATCH', { port: this.match.port, host: this.match.serverName ?? '(none)' }),
+      );
+      return;
+    }
+    const ctx = this.ctx;
+    ctx.metrics.connections.inc({ route: route.name });
+    const action = route.action;
+    const timeouts = this.table.config.timeouts;
+    const tunnel = new Tunnel(ctx, socket, route, this.match.clientIp, this.buffered, {
+      connectTimeoutMs: action.connectTimeoutMs ?? timeouts.connectMs,
+      idleTimeoutMs: action.idleTimeoutMs ?? timeouts.idleMs,
+    });
+    this.buffered = null;
+    tunnel.start();
+  }
+
+  /** Closes a connection that cannot be routed, with a log line and a counter. */
+  reject(error: SwitchyardError): void {
+    this.ctx.metrics.rejected.inc({ reason: error.code });
+    this.ctx.logger.info(
+      { code: error.code, port: this.match.port, client: this.match.clientIp, sni: this.match.serverName },
+      error.message,
+    );
+    this.buffered = null;
+    this.socket.destroy();
+  }
+}
+
+function noop(): void {}
+
+function onClassifyData(this: ClassifiedSocket, chunk: Buffer): void {
+  this[kClassifier]!.onData(chunk);
+}
+
+function onClassifyEnd(this: ClassifiedSocket): void {
+  // Plaintext is routed on its first byte, so only an incomplete PROXY header or ClientHello (or
+  // nothing at all) can be buffered when the client half-closes here.
+  this[kClassifier]!.reject(new SwitchyardError('SY_LSN_EARLY_CLOSE', {}));
+}
+
+function onClassifyTimeout(this: ClassifiedSocket): void {
+  const classifier = this[kClassifier]!;
+  classifier.reject(
+    new SwitchyardError('SY_LSN_CLASSIFY_TIMEOUT', { timeoutMs: classifier.table.config.timeouts.classifyMs }),
+  );
+}

@@ -1,0 +1,66 @@
+/**
+ * Prometheus metrics of one proxy instance. Each instance owns a registry, so several proxies in
+ * one process (tests, embedding) never share counters by accident.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** The metric families the data plane updates. */
+export class ProxyMetrics {
+  readonly registry: Registry;
+  /** Accepted client connections, by route (`""` before one is chosen). */
+  readonly connections: Counter<'route'>;
+  /** Client connections currently open. */
+  readonly activeConnections: Gauge;
+  /** Bytes through forwarded connections; `in` from clients, `out` to clients. */
+  readonly bytes: Counter<'route' | 'direction'>;
+  /** Connections closed before forwarding, by reason (an error code). */
+  readonly rejected: Counter<'reason'>;
+  /** Failed upstream connection attempts, by target address. */
+  readonly upstreamErrors: Counter<'target' | 'reason'>;
+
+  constructor() {
+    this.registry = new Registry();
+    const registers = [this.registry];
+    this.connections = new Counter({
+      name: 'switchyard_connections_total',
+      help: 'Client connections routed, by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.activeConnections = new Gauge({
+      name: 'switchyard_connections_active',
+      help: 'Client connections currently open.',
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'switchyard_bytes_total',
+      help: 'Bytes forwarded, by route and direction (in: from clients, out: to clients).',
+      labelNames: ['route', 'direction'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'switchyard_rejected_connections_total',
+      help: 'Connections closed before forwarding, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.upstreamErrors = new Counter({
+      name: 'switchyard_upstream_connect_errors_total',
+      help: 'Failed upstream connection attempts, by target and reason.',
+      labelNames: ['target', 'reason'],
+      registers,
+    });
+  }
+
+  /** Current value of a counter child, for tests and the admin API. */
+  async value(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const metric = this.registry.getSingleMetric(name);
+    if (metric === undefined) return 0;
+    const data = await metric.get();
+    let sum = 0;
+    for (const v of data.values) {
+      if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
+    }
+    return sum;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * What the data plane shares per proxy instance: the current route table, logger, metrics and
+ * the set of live connections (so shutdown can drain and then close them).
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ProxyMetrics } from '../observe/metrics.ts';
+import type { IpMatcher } from '../route/ip-matcher.ts';
+import type { RouteTable } from '../route/route-table.ts';
+
+/** Shared state of one running proxy; the listener and forwarders read it, the runtime owns it. */
+export interface ProxyContext {
+  /** The table new connections use; replaced whole on reload. */
+  table: RouteTable;
+  /** Peers allowed to send a PROXY header, or null when none are configured. */
+  trustedProxies: IpMatcher | null;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+  /** Every open client socket, so shutdown can wait for them and then close them. */
+  readonly clients: Set<Socket>;
+  /** True once shutdown began: new connections are refused. */
+  closing: boolean;
+}

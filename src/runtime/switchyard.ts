@@ -1,0 +1,221 @@
+/**
+ * The running proxy: owns listeners, the current route table, the hello server and every live
+ * connection, and swaps tables atomically on update.
+ */
+import type { Logger } from 'pino';
+import { loadConfigFile, validateConfig } from '../config/load.ts';
+import type { Config, ConfigInput } from '../config/schema.ts';
+import { Listener } from '../listener/listener.ts';
+import { createLogger, flushLogger } from '../observe/logger.ts';
+import { ProxyMetrics } from '../observe/metrics.ts';
+import { IpMatcher } from '../route/ip-matcher.ts';
+import { RouteTable } from '../route/route-table.ts';
+import { HelloServer } from './hello-server.ts';
+import type { ProxyContext } from './proxy-context.ts';
+
+/** Options of {@link Switchyard.start}. */
+export interface StartOptions {
+  /** Logger to use; one is created from `config.log` when absent. */
+  logger?: Logger;
+  /** The file the config came from, re-read by {@link Switchyard.reload}. */
+  configFile?: string;
+}
+
+/** A running Switchyard instance. */
+export class Switchyard {
+  readonly ctx: ProxyContext;
+  readonly logger: Logger;
+  readonly metrics: ProxyMetrics;
+  readonly configFile: string | null;
+  readonly #listeners: Map<number, Listener>;
+  #bind: string;
+  #hello: HelloServer | null;
+  /** Serialises updates so two reloads never interleave. */
+  #updating: Promise<void>;
+  #closed: Promise<void> | null;
+
+  private constructor(config: Config, options: StartOptions) {
+    this.logger = options.logger ?? createLogger({ level: config.log.level });
+    this.metrics = new ProxyMetrics();
+    this.configFile = options.configFile ?? null;
+    this.ctx = {
+      table: new RouteTable(config),
+      trustedProxies: trustedProxies(config),
+      logger: this.logger,
+      metrics: this.metrics,
+      clients: new Set(),
+      closing: false,
+    };
+    this.#listeners = new Map();
+    this.#bind = config.bind;
+    this.#hello = null;
+    this.#updating = Promise.resolve();
+    this.#closed = null;
+  }
+
+  /**
+   * Validates the config, binds every route port and starts the built-in servers it asks for.
+   * @throws SwitchyardError SY_CFG_INVALID on a bad config, SY_LSN_BIND when a port is taken.
+   */
+  static async start(input: ConfigInput, options: StartOptions = {}): Promise<Switchyard> {
+    const config = validateConfig(input, options.configFile ?? 'library config');
+    const proxy = new Switchyard(config, options);
+    try {
+      if (config.helloServer !== undefined) {
+        proxy.#hello = new HelloServer(config.helloServer.host, config.helloServer.port);
+        await proxy.#hello.listen();
+      }
+      await proxy.#syncListeners(proxy.ctx.table);
+    } catch (error) {
+      await proxy.close();
+      throw error;
+    }
+    proxy.logger.info({ ports: proxy.ports, bind: config.bind, routes: config.routes.length }, 'switchyard started');
+    return proxy;
+  }
+
+  /** Starts from a YAML file; {@link reload} re-reads it (SIGHUP in the CLI). */
+  static async startFile(file: string, options: Omit<StartOptions, 'configFile'> = {}): Promise<Switchyard> {
+    const config = await loadConfigFile(file);
+    return Switchyard.start(config, { ...options, configFile: file });
+  }
+
+  /** Ports currently listening, ascending. */
+  get ports(): number[] {
+    return [...this.#listeners.keys()].sort((a, b) => a - b);
+  }
+
+  /** The active config (after defaults). */
+  get config(): Config {
+    return this.ctx.table.config;
+  }
+
+  /** Open client connections. */
+  get connectionCount(): number {
+    return this.ctx.clients.size;
+  }
+
+  /**
+   * Replaces the route table. New connections use the new table at once; open connections keep
+   * the one they started with. Ports are opened and closed to match. Atomic: when the config is
+   * invalid or a new port cannot be bound, nothing changes and the error is thrown.
+   */
+  update(input: ConfigInput, source = 'library config'): Promise<void> {
+    const run = this.#updating.then(async () => {
+      const config = validateConfig(input, source);
+      await this.#apply(config);
+    });
+    this.#updating = run.catch(() => {});
+    return run;
+  }
+
+  /** Re-reads the config file given at start and applies it like {@link update}. */
+  reload(): Promise<void> {
+    const file = this.configFile;
+    if (file === null) return Promise.reject(new Error('reload() needs a proxy started from a config file'));
+    const run = this.#updating.then(async () => {
+      const config = await loadConfigFile(file);
+      await this.#apply(config);
+    });
+    this.#updating = run.catch(() => {});
+    return run;
+  }
+
+  async #apply(config: Config): Promise<void> {
+    if (this.ctx.closing) throw new Error('proxy is closing');
+    const table = new RouteTable(config);
+    if (config.bind !== this.#bind) {
+      // A new bind address means new sockets for every port.
+      const old = [...this.#listeners.values()];
+      this.#listeners.clear();
+      const previousBind = this.#bind;
+      this.#bind = config.bind;
+      try {
+        await this.#syncListeners(table);
+      } catch (error) {
+        this.#bind = previousBind;
+        for (const listener of old) this.#listeners.set(listener.port, listener);
+        throw error;
+      }
+      for (const listener of old) listener.close();
+    } else {
+      await this.#syncListeners(table);
+    }
+    this.ctx.table = table;
+    this.ctx.trustedProxies = trustedProxies(config);
+    this.logger.info({ ports: this.ports, routes: config.routes.length }, 'route table updated');
+  }
+
+  /** Opens listeners for new ports first (rolling back on failure), then closes unused ones. */
+  async #syncListeners(table: RouteTable): Promise<void> {
+    const opened: Listener[] = [];
+    try {
+      for (const port of table.ports.keys()) {
+        if (this.#listeners.has(port)) continue;
+        const listener = new Listener(this.ctx, this.#bind, port);
+        await listener.listen();
+        opened.push(listener);
+      }
+    } catch (error) {
+      for (const listener of opened) listener.close();
+      throw error;
+    }
+    for (const listener of opened) this.#listeners.set(listener.port, listener);
+    for (const [port, listener] of this.#listeners) {
+      if (!table.ports.has(port)) {
+        this.#listeners.delete(port);
+        listener.close();
+      }
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let open connections finish for up to
+   * `timeouts.shutdownMs` (or `drainMs`), then close whatever is left. Idempotent.
+   */
+  close(drainMs?: number): Promise<void> {
+    if (this.#closed === null) this.#closed = this.#shutdown(drainMs ?? this.config.timeouts.shutdownMs);
+    return this.#closed;
+  }
+
+  async #shutdown(drainMs: number): Promise<void> {
+    this.ctx.closing = true;
+    await this.#updating;
+    const listeners = [...this.#listeners.values()];
+    this.#listeners.clear();
+    for (const listener of listeners) listener.close();
+    const clients = this.ctx.clients;
+    if (clients.size > 0) {
+      this.logger.info({ open: clients.size, drainMs }, 'draining connections');
+      await waitForDrain(clients, drainMs);
+      if (clients.size > 0) {
+        this.logger.warn({ open: clients.size }, 'drain deadline passed; closing remaining connections');
+        for (const socket of clients) socket.destroy();
+        await waitForDrain(clients, 1000);
+      }
+    }
+    if (this.#hello !== null) await this.#hello.close();
+    this.logger.info('switchyard stopped');
+    flushLogger(this.logger);
+  }
+}
+
+function trustedProxies(config: Config): IpMatcher | null {
+  const cidrs = config.proxyProtocol.trustedCidrs;
+  return cidrs.length > 0 ? new IpMatcher(cidrs) : null;
+}
+
+/** Resolves when the set is empty or the deadline passes, whichever is first. */
+function waitForDrain(clients: Set<unknown>, drainMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    // Polling a Set's size every 50 ms costs nothing next to a drain; a close hook per socket
+    // would put work on every connection's hot path for a once-per-process event.
+    const timer = setInterval(() => {
+      if (clients.size === 0 || Date.now() - started >= drainMs) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 50);
+  });
+}

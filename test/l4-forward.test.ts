@@ -1,0 +1,348 @@
+/**
+ * Layer-4 forwarding over real sockets: TCP round trips with half-close, failover, timeouts,
+ * live route updates and graceful shutdown.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConfigInput } from '../src/config/schema.ts';
+import { Switchyard } from '../src/runtime/switchyard.ts';
+import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
+import { captureLogs } from './helpers/logs.ts';
+import {
+  closed,
+  exchange,
+  freePort,
+  freePorts,
+  namedEcho,
+  readUntil,
+  startServer,
+  type TestServer,
+} from './helpers/net.ts';
+
+const baseline = handleSnapshot();
+let echoA: TestServer;
+let echoB: TestServer;
+
+before(async () => {
+  echoA = await startServer(namedEcho('A'), { allowHalfOpen: true });
+  echoB = await startServer(namedEcho('B'), { allowHalfOpen: true });
+});
+
+after(async () => {
+  await echoA.close();
+  await echoB.close();
+  await assertNoLeaks(baseline);
+});
+
+function forward(port: number, targets: Array<string>, extra: Record<string, unknown> = {}): ConfigInput {
+  return {
+    bind: '127.0.0.1',
+    log: { level: 'silent' },
+    routes: [{ name: 'fwd', match: { ports: port }, action: { type: 'forward', mode: 'tcp', targets, ...extra } }],
+  };
+}
+
+test('TCP round trip with half-close in both directions', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
+  try {
+    // The client half-closes after its request; the upstream still answers, then ends.
+    const { data, error } = await exchange(port, 'ping');
+    assert.equal(error, null);
+    assert.equal(data, 'A:pingbye');
+    // Bytes are counted per route once the connection is gone.
+    await sleep(20);
+    assert.equal(await proxy.metrics.value('switchyard_bytes_total', { route: 'fwd', direction: 'in' }), 4);
+    assert.equal(await proxy.metrics.value('switchyard_bytes_total', { route: 'fwd', direction: 'out' }), 9);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('upstream half-close: the client can keep sending after the server ended', async () => {
+  const upstream = await startServer(
+    (socket) => {
+      socket.end('greeting');
+      const got: Buffer[] = [];
+      socket.on('data', (c) => got.push(c));
+      socket.on('end', () => {
+        upstream.server.emit('got', Buffer.concat(got).toString());
+      });
+    },
+    { allowHalfOpen: true },
+  );
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${upstream.port}`]));
+  try {
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    await readUntil(client, 'greeting');
+    await once(client, 'end');
+    const got = once(upstream.server, 'got');
+    client.end('late data after the server FIN');
+    assert.deepEqual(await got, ['late data after the server FIN']);
+    await closed(client);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
+test('bulk transfer keeps every byte in order', async () => {
+  const size = 8 * 1024 * 1024;
+  const sink = await startServer(
+    (socket) => {
+      const hash = createHash('sha256');
+      let n = 0;
+      socket.on('data', (c: Buffer) => {
+        hash.update(c);
+        n += c.length;
+      });
+      socket.on('end', () => socket.end(`${n}:${hash.digest('hex')}`));
+    },
+    { allowHalfOpen: true },
+  );
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${sink.port}`]));
+  try {
+    const payload = randomBytes(size);
+    const { data } = await exchange(port, payload);
+    assert.equal(data, `${size}:${createHash('sha256').update(payload).digest('hex')}`);
+  } finally {
+    await proxy.close();
+    await sink.close();
+  }
+});
+
+test('failover: a refused first target is skipped for the second', async () => {
+  const [port, dead] = await freePorts(2);
+  const logs = captureLogs();
+  const proxy = await Switchyard.start(
+    forward(port, [`127.0.0.1:${dead}`, `127.0.0.1:${echoB.port}`], { loadBalancing: 'failover' }),
+    { logger: logs.logger },
+  );
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await exchange(port, 'x')).data, 'B:xbye');
+    assert.equal(
+      await proxy.metrics.value('switchyard_upstream_connect_errors_total', { target: `127.0.0.1:${dead}` }),
+      3,
+    );
+    assert.equal(logs.withCode('SY_L4_CONNECT').length, 3);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('round-robin spreads connections over targets', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`, `127.0.0.1:${echoB.port}`]));
+  try {
+    const seen = [];
+    for (let i = 0; i < 4; i++) seen.push((await exchange(port, 'r')).data[0]);
+    assert.deepEqual(seen, ['A', 'B', 'A', 'B']);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('every target refusing closes the client promptly with a counter', async () => {
+  const [port, dead1, dead2] = await freePorts(3);
+  const logs = captureLogs();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${dead1}`, `127.0.0.1:${dead2}`]), {
+    logger: logs.logger,
+  });
+  try {
+    const started = Date.now();
+    const { data } = await exchange(port, 'x', { end: false });
+    assert.equal(data, '');
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(await proxy.metrics.value('switchyard_rejected_connections_total', { reason: 'SY_L4_NO_TARGET' }), 1);
+    assert.equal(logs.withCode('SY_L4_NO_TARGET').length, 1);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('a target that never answers the SYN times out and fails over', async () => {
+  // A socket that listens with a zero backlog and never accepts: once its queue is full the
+  // kernel drops further SYNs, so a connect hangs (Node's own servers always accept).
+  const blackhole = spawn('/usr/bin/python3', [
+    '-c',
+    'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)',
+  ]);
+  try {
+    const [line] = await once(blackhole.stdout, 'data');
+    const hole = Number(String(line).trim());
+    const fillers = [connect(hole, '127.0.0.1'), connect(hole, '127.0.0.1')];
+    for (const f of fillers) f.on('error', () => {});
+    await sleep(100);
+    const port = await freePort();
+    const proxy = await Switchyard.start(
+      forward(port, [`127.0.0.1:${hole}`, `127.0.0.1:${echoA.port}`], {
+        loadBalancing: 'failover',
+        connectTimeoutMs: 300,
+      }),
+    );
+    try {
+      const started = Date.now();
+      const { data } = await exchange(port, 'slow');
+      assert.equal(data, 'A:slowbye');
+      assert.ok(Date.now() - started >= 250, 'the connect timeout was waited for');
+      assert.equal(
+        await proxy.metrics.value('switchyard_upstream_connect_errors_total', { reason: 'SY_L4_CONNECT_TIMEOUT' }),
+        1,
+      );
+    } finally {
+      await proxy.close();
+      for (const f of fillers) f.destroy();
+    }
+  } finally {
+    blackhole.kill();
+    await once(blackhole, 'exit');
+  }
+});
+
+test('idle timeout closes both sides', async () => {
+  const port = await freePort();
+  const silent = await startServer(() => {});
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${silent.port}`], { idleTimeoutMs: 200 }));
+  try {
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    await once(client, 'connect');
+    await sleep(50);
+    assert.equal(silent.sockets.size, 1);
+    await closed(client, 2000);
+    await sleep(50);
+    assert.equal(silent.sockets.size, 0);
+  } finally {
+    await proxy.close();
+    await silent.close();
+  }
+});
+
+test('a slow reader does not make the proxy buffer without bound', async () => {
+  // The upstream writes as fast as the proxy accepts; the client reads nothing. With
+  // backpressure the upstream must see write() return false after a bounded amount.
+  let written = 0;
+  let blocked = false;
+  const firehose = await startServer((socket) => {
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    const pump = (): void => {
+      while (socket.write(chunk)) {
+        written += chunk.length;
+        if (written > 512 * 1024 * 1024) return;
+      }
+      blocked = true;
+    };
+    pump();
+    socket.on('drain', pump);
+  });
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${firehose.port}`]));
+  try {
+    const client = connect(port, '127.0.0.1');
+    await once(client, 'connect');
+    client.pause();
+    await sleep(500);
+    const after = written;
+    await sleep(300);
+    assert.ok(blocked, 'upstream saw backpressure');
+    assert.equal(written, after, 'no progress while the client does not read');
+    assert.ok(written < 64 * 1024 * 1024, `buffered ${written} bytes`);
+    client.destroy();
+  } finally {
+    await proxy.close();
+    await firehose.close();
+  }
+});
+
+test('live route update: new connections use the new table, open ones keep theirs', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
+  try {
+    const open = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    open.write('1');
+    await readUntil(open, 'A:1');
+    await proxy.update(forward(port, [`127.0.0.1:${echoB.port}`]));
+    assert.equal((await exchange(port, 'new')).data, 'B:newbye');
+    const got = readUntil(open, 'A:2');
+    open.write('2');
+    await got;
+    open.end();
+    await closed(open);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('live update opens new ports and closes removed ones', async () => {
+  const [p1, p2] = await freePorts(2);
+  const proxy = await Switchyard.start(forward(p1, [`127.0.0.1:${echoA.port}`]));
+  try {
+    assert.deepEqual(proxy.ports, [p1]);
+    await proxy.update(forward(p2, [`127.0.0.1:${echoB.port}`]));
+    assert.deepEqual(proxy.ports, [p2]);
+    assert.equal((await exchange(p2, 'z')).data, 'B:zbye');
+    const refused = await exchange(p1, 'z');
+    assert.equal(refused.data, '');
+    assert.equal((refused.error as NodeJS.ErrnoException | null)?.code, 'ECONNREFUSED');
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('a bad update is rejected whole and the running table stays', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
+  try {
+    await assert.rejects(proxy.update(forward(port, ['nonsense'])), /routes\[0\]\.action\.targets\[0\]/);
+    assert.equal((await exchange(port, 'still')).data, 'A:stillbye');
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('graceful shutdown stops accepting and drains open connections', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
+  const open = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  open.write('before');
+  await readUntil(open, 'A:before');
+  const closing = proxy.close(5000);
+  await sleep(50);
+  // No new connections...
+  const refused = await exchange(port, 'x');
+  assert.equal((refused.error as NodeJS.ErrnoException | null)?.code, 'ECONNREFUSED');
+  // ...but the open one still works until its client is done.
+  const got = readUntil(open, 'A:during');
+  open.write('during');
+  await got;
+  let done = false;
+  closing.then(() => {
+    done = true;
+  });
+  await sleep(100);
+  assert.equal(done, false, 'close waits for the open connection');
+  open.end();
+  await closed(open);
+  await closing;
+});
+
+test('graceful shutdown closes what is left at the deadline', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
+  const open = connect({ port, host: '127.0.0.1' });
+  open.on('error', () => {});
+  open.write('hold');
+  await readUntil(open, 'A:hold');
+  const started = Date.now();
+  await proxy.close(300);
+  assert.ok(Date.now() - started >= 250);
+  await closed(open);
+  assert.equal(proxy.connectionCount, 0);
+});
