@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
+import { expandPorts } from '../route/ports.ts';
 import { type Config, ConfigSchema } from './schema.ts';
 
 /** Renders a field path like `routes[0].match.ports`. */
@@ -34,15 +35,25 @@ function formatValue(value: unknown): string {
 function describeIssues(issues: ReadonlyArray<z.core.$ZodIssue>): string[] {
   return issues.map((issue) => {
     const where = formatPath(issue.path);
-    const got = 'input' in issue ? `, got ${formatValue(issue.input)}` : '';
+    let input = 'input' in issue ? issue.input : undefined;
+    // Discriminator issues carry the whole object; the bad value is its tagged field.
+    const last = issue.path[issue.path.length - 1];
+    if (input !== null && typeof input === 'object' && typeof last === 'string' && last in input) {
+      input = (input as Record<string, unknown>)[last];
+    }
+    const got = 'input' in issue ? `, got ${formatValue(input)}` : '';
     return `${where}: ${issue.message}${got}`;
   });
 }
+
+/** Most distinct listen ports one config may use. */
+export const MAX_PORTS = 4096;
 
 /** Checks that the schema alone cannot express; returns problems as `path: reason` lines. */
 function crossCheck(config: Config): string[] {
   const problems: string[] = [];
   const names = new Map<string, number>();
+  const ports = new Set<number>();
   config.routes.forEach((route, i) => {
     const first = names.get(route.name);
     if (first !== undefined) {
@@ -53,6 +64,7 @@ function crossCheck(config: Config): string[] {
       names.set(route.name, i);
     }
     const { match, action } = route;
+    for (const port of expandPorts(match.ports)) ports.add(port);
     if (action.type === 'forward') {
       for (const key of ['paths', 'headers'] as const) {
         if (match[key] !== undefined) {
@@ -63,6 +75,10 @@ function crossCheck(config: Config): string[] {
       }
     }
   });
+  // Each port is a listening socket; a typo like "1-65535" should fail here, not exhaust fds.
+  if (ports.size > MAX_PORTS) {
+    problems.push(`routes: ${ports.size} distinct listen ports, at most ${MAX_PORTS} are supported`);
+  }
   return problems;
 }
 

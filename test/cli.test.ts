@@ -1,0 +1,142 @@
+/**
+ * The `switchyard` command as a user runs it: check, start, SIGHUP reload, SIGTERM drain, and
+ * the quick start example from the README.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
+import { closed, exchange, freePorts, namedEcho, readUntil, startServer, type TestServer } from './helpers/net.ts';
+
+const root = new URL('../', import.meta.url).pathname;
+const cli = join(root, 'src/cli/main.ts');
+const run = promisify(execFile);
+const baseline = handleSnapshot();
+let dir: string;
+let echoA: TestServer;
+let echoB: TestServer;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sy-cli-'));
+  echoA = await startServer(namedEcho('A'), { allowHalfOpen: true });
+  echoB = await startServer(namedEcho('B'), { allowHalfOpen: true });
+});
+
+after(async () => {
+  await echoA.close();
+  await echoB.close();
+  await rm(dir, { recursive: true, force: true });
+  await assertNoLeaks(baseline);
+});
+
+/** Starts the CLI and resolves once it logged that it started. */
+async function startCli(config: string): Promise<{ child: ChildProcess; lines: string[] }> {
+  const child = spawn(process.execPath, [cli, 'start', '--config', config], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let buffer = '';
+  const started = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let nl = buffer.indexOf('\n');
+      while (nl !== -1) {
+        lines.push(buffer.slice(0, nl));
+        if (buffer.slice(0, nl).includes('switchyard started')) resolve();
+        buffer = buffer.slice(nl + 1);
+        nl = buffer.indexOf('\n');
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
+  });
+  child.stderr!.resume();
+  await started;
+  return { child, lines };
+}
+
+function yaml(port: number, target: number): string {
+  return `bind: 127.0.0.1\nlog: { level: info }\nroutes:\n  - name: r\n    match: { ports: ${port} }\n    action: { type: forward, targets: ["127.0.0.1:${target}"] }\n`;
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('check: exit 0 on a good file, 2 with the field path on a bad one', async () => {
+  const good = join(dir, 'good.yaml');
+  await writeFile(good, yaml(1, 2));
+  const ok = await run(process.execPath, [cli, 'check', '--config', good]);
+  assert.match(ok.stdout, /ok \(1 routes\)/);
+  const bad = join(dir, 'bad.yaml');
+  await writeFile(bad, yaml(1, 2).replace('ports: 1', 'ports: "x"'));
+  const failed = await run(process.execPath, [cli, 'check', '--config', bad]).catch((e) => e);
+  assert.equal(failed.code, 2);
+  assert.match(failed.stderr, /SY_CFG_INVALID: invalid config .*bad\.yaml/);
+  assert.match(failed.stderr, /routes\[0\]\.match\.ports/);
+  const version = await run(process.execPath, [cli, 'version']);
+  assert.match(version.stdout, /^switchyard \d+\.\d+\.\d+/);
+});
+
+test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', async () => {
+  const [port] = await freePorts(1);
+  const file = join(dir, 'live.yaml');
+  await writeFile(file, yaml(port, echoA.port));
+  const { child, lines } = await startCli(file);
+  try {
+    assert.equal((await exchange(port, 'one')).data, 'A:onebye');
+    const open = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    open.write('held');
+    await readUntil(open, 'A:held');
+
+    await writeFile(file, yaml(port, echoB.port));
+    child.kill('SIGHUP');
+    await waitFor(() => lines.some((l) => l.includes('route table updated')));
+    assert.equal((await exchange(port, 'two')).data, 'B:twobye');
+
+    await writeFile(file, 'routes: [oops');
+    child.kill('SIGHUP');
+    await waitFor(() => lines.some((l) => l.includes('reload failed')));
+    assert.equal((await exchange(port, 'three')).data, 'B:threebye', 'a bad file keeps the running table');
+
+    child.kill('SIGTERM');
+    await waitFor(() => lines.some((l) => l.includes('draining connections')));
+    const got = readUntil(open, 'A:still');
+    open.write('still');
+    await got;
+    open.end();
+    await closed(open);
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('the quick start config answers curl http://127.0.0.1:8080/', async () => {
+  const { child } = await startCli(join(root, 'examples/quickstart.yaml'));
+  try {
+    const body = await new Promise<string>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: 8080, path: '/', agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    assert.equal(body, 'hello from switchyard\n');
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+});
