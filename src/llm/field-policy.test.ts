@@ -69,7 +69,7 @@ test('a model policy merges over the provider one', () => {
 });
 
 test('property: deny removes exactly the denied fields present, keeps every other value untouched', () => {
-  const key = fc.constantFrom('a', 'b', 'c', 'model', 'tools', 'stream', 'x_y');
+  const key = fc.constantFrom<string>('a', 'b', 'c', 'model', 'tools', 'stream', 'x_y');
   fc.assert(
     fc.property(fc.dictionary(key, fc.jsonValue()), fc.uniqueArray(key, { minLength: 1 }), (body, deny) => {
       const copy: Record<string, unknown> = { ...body };

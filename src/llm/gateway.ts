@@ -103,12 +103,19 @@ export class LlmGateway {
         try {
           adapter = await this.#adapter(id, provider);
         } catch (error) {
-          problem =
-            error instanceof SwitchyardError
-              ? error
-              : new SwitchyardError('SY_LLM_PROVIDER_UNAVAILABLE', { provider: id, detail: (error as Error).message });
-          this.#problems.push(problem);
-          this.#logger.error({ provider: id, code: problem.code, err: problem.message }, 'llm provider unavailable');
+          const cause = error instanceof SwitchyardError ? error : null;
+          this.#problems.push(
+            cause ?? new SwitchyardError('SY_LLM_PROVIDER_UNAVAILABLE', { provider: id, detail: String(error) }),
+          );
+          problem = new SwitchyardError(
+            'SY_LLM_PROVIDER_UNAVAILABLE',
+            { provider: id, detail: cause?.message ?? (error as Error).message },
+            { cause: error },
+          );
+          this.#logger.error(
+            { provider: id, code: cause?.code ?? problem.code, err: problem.message },
+            'llm provider unavailable',
+          );
         }
         this.#providers.set(id, new ProviderRuntime(id, provider, adapter, problem, this.#wheel));
       }),
@@ -172,9 +179,9 @@ export class LlmGateway {
     }
   }
 
-  /** Base URL of the built-in mock server of provider `id` (after {@link ready}), for tests and the quick start. */
-  mockUrl(id: string): string | undefined {
-    return this.#mocks.get(id)?.url;
+  /** The built-in mock server of provider `id` (listening after {@link ready}), for tests and the quick start. */
+  mockServer(id: string): MockLlmServer | undefined {
+    return this.#mocks.get(id);
   }
 
   /** Handles one request whose body the engine has fully read. Never throws; always answers or ends. */

@@ -2,7 +2,8 @@
  * A deterministic OpenAI-compatible server: the built-in `mock` provider, the quick-start
  * backend, and "the same mock upstream" that tests and benchmarks call directly.
  *
- * Replies echo the last user message (`echo: <text>`); token counts are whitespace-separated
+ * Replies echo the last user message (`echo: <text>`) and ids derive from the request, so equal
+ * requests get byte-identical answers; token counts are whitespace-separated
  * words. Requests with `tools` get a tool call. Streams honour `stream_options.include_usage`.
  * Faults and pacing come from the config, from {@link MockLlmServer.enqueueFaults}, or per
  * request from headers:
@@ -63,7 +64,6 @@ export class MockLlmServer {
   #timers = new Set<NodeJS.Timeout>();
   #faults: MockFault[] = [];
   #url = '';
-  #nextId = 0;
 
   constructor(config: MockConfigInput = {}) {
     this.config = parseMockConfig(config);
@@ -197,8 +197,8 @@ export class MockLlmServer {
 
   async #chat(res: ServerResponse, body: Record<string, unknown>, s: RequestSettings): Promise<void> {
     const model = String(body.model ?? 'mock-model');
-    const id = `chatcmpl-mock-${++this.#nextId}`;
     const userText = lastUserText(body.messages);
+    const id = `chatcmpl-mock-${fnv1a(model + userText).toString(16)}`;
     const text = this.config.reply ?? `echo: ${userText}`;
     const tool = pickTool(body.tools, body.tool_choice);
     const promptTokens = countWords(JSON.stringify(body.messages ?? ''));
@@ -213,7 +213,7 @@ export class MockLlmServer {
     const toolCall =
       tool === null
         ? null
-        : { id: `call_mock_${this.#nextId}`, type: 'function', function: { name: tool, arguments: args } };
+        : { id: `call_mock_${fnv1a(args).toString(16)}`, type: 'function', function: { name: tool, arguments: args } };
 
     if (body.stream !== true) {
       const message: Record<string, unknown> = {
@@ -285,8 +285,8 @@ export class MockLlmServer {
 
   async #completion(res: ServerResponse, body: Record<string, unknown>, s: RequestSettings): Promise<void> {
     const model = String(body.model ?? 'mock-model');
-    const id = `cmpl-mock-${++this.#nextId}`;
     const prompt = Array.isArray(body.prompt) ? body.prompt.join(' ') : String(body.prompt ?? '');
+    const id = `cmpl-mock-${fnv1a(model + prompt).toString(16)}`;
     const text = this.config.reply ?? `echo: ${prompt}`;
     const promptTokens = countWords(prompt);
     const completionTokens = countWords(text);
@@ -450,11 +450,17 @@ function pickTool(tools: unknown, choice: unknown): string | null {
   return typeof name === 'string' ? name : 'tool';
 }
 
+/** 32-bit FNV-1a of a string's UTF-16 code units: ids and vectors that depend only on the request. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
+
 /** A unit vector derived from FNV-1a hashes of the text: equal texts, equal vectors. */
 function embed(text: string, dimensions: number): Float32Array {
   const vector = new Float32Array(dimensions);
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  let hash = fnv1a(text);
   let norm = 0;
   for (let d = 0; d < dimensions; d++) {
     hash = Math.imul(hash ^ d, 0x01000193) >>> 0;
