@@ -128,7 +128,7 @@ test('failover: a refused first target is skipped for the second', async () => {
   try {
     for (let i = 0; i < 3; i++) assert.equal((await exchange(port, 'x')).data, 'B:xbye');
     assert.equal(
-      await proxy.metrics.value('switchyard_upstream_connect_errors_total', { target: `127.0.0.1:${dead}` }),
+      await proxy.metrics.value('switchyard_upstream_errors_total', { target: `127.0.0.1:${dead}` }),
       3,
     );
     assert.equal(logs.withCode('SY_L4_CONNECT').length, 3);
@@ -193,7 +193,7 @@ test('a target that never answers the SYN times out and fails over', async () =>
       assert.equal(data, 'A:slowbye');
       assert.ok(Date.now() - started >= 250, 'the connect timeout was waited for');
       assert.equal(
-        await proxy.metrics.value('switchyard_upstream_connect_errors_total', { reason: 'SY_L4_CONNECT_TIMEOUT' }),
+        await proxy.metrics.value('switchyard_upstream_errors_total', { reason: 'SY_L4_CONNECT_TIMEOUT' }),
         1,
       );
     } finally {

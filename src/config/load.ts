@@ -50,6 +50,15 @@ function describeIssues(issues: ReadonlyArray<z.core.$ZodIssue>): string[] {
 export const MAX_PORTS = 4096;
 
 /** Checks that the schema alone cannot express; returns problems as `path: reason` lines. */
+const HTTP_ONLY_FORWARD_KEYS = [
+  'responseTimeoutMs',
+  'maxBodyBytes',
+  'hostHeader',
+  'requestHeaders',
+  'responseHeaders',
+  'pool',
+];
+
 function crossCheck(config: Config): string[] {
   const problems: string[] = [];
   const names = new Map<string, number>();
@@ -65,11 +74,19 @@ function crossCheck(config: Config): string[] {
     }
     const { match, action } = route;
     for (const port of expandPorts(match.ports)) ports.add(port);
-    if (action.type === 'forward') {
+    const http = action.type !== 'forward' || action.mode === 'http';
+    if (!http) {
       for (const key of ['paths', 'headers'] as const) {
         if (match[key] !== undefined) {
           problems.push(
             `routes[${i}].match.${key}: needs an HTTP route, but action.mode is ${formatValue(action.mode)}`,
+          );
+        }
+      }
+      for (const key of HTTP_ONLY_FORWARD_KEYS) {
+        if ((action as Record<string, unknown>)[key] !== undefined) {
+          problems.push(
+            `routes[${i}].action.${key}: only applies to mode "http", but action.mode is ${formatValue(action.mode)}`,
           );
         }
       }

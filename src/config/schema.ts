@@ -56,26 +56,76 @@ const TargetObject = z.strictObject({
 
 const Target = z.union([TargetString, TargetObject]);
 
+const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9a-z-]+$/i, 'expected an HTTP header name');
+
+const HeaderEdits = z
+  .strictObject({
+    set: z
+      .record(HeaderName, z.string())
+      .optional()
+      .describe('Headers set to these values (any existing field of the same name is replaced).'),
+    add: z.record(HeaderName, z.string()).optional().describe('Headers appended, keeping existing fields.'),
+    remove: z.array(HeaderName).optional().describe('Header names removed (case-insensitive).'),
+  })
+  .describe('Header edits, applied in the order remove, set, add.');
+
+const Pool = z
+  .strictObject({
+    maxConnections: z
+      .number()
+      .int()
+      .positive()
+      .default(256)
+      .describe('Most connections open to one target (busy and idle together).'),
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(30_000)
+      .describe('An idle keep-alive connection is closed after this long.'),
+    queueSize: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(1024)
+      .describe('Requests that may wait for a connection when all are busy; one more is answered 503.'),
+    queueTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5000)
+      .describe('Longest wait for a connection; past it the request is answered 503.'),
+  })
+  .describe(
+    'Upstream keep-alive pool (HTTP mode). Pools are shared per target address across routes and ' +
+      'survive reloads; the settings of the last route loaded for an address apply.',
+  );
+
+/** Pool settings of forward actions that set none (the schema's own defaults). */
+export const POOL_DEFAULTS = Object.freeze(Pool.parse({}));
+
 const ForwardAction = z
   .strictObject({
     type: z.literal('forward'),
     mode: z
-      .enum(['tcp', 'tls-passthrough'])
+      .enum(['tcp', 'tls-passthrough', 'http'])
       .default('tcp')
       .describe(
         'How the connection is forwarded. `tcp`: bytes as they come. `tls-passthrough`: the TLS ' +
-          'stream is routed by its SNI and forwarded untouched (the target terminates TLS).',
+          'stream is routed by its SNI and forwarded untouched (the target terminates TLS). `http`: ' +
+          'HTTP/1.1 reverse proxying, request by request, with upstream keep-alive pools.',
       ),
     targets: z
       .array(Target)
       .min(1)
       .describe('Upstream addresses, `"host:port"` or `{ host, port }`. Several targets are balanced.'),
     loadBalancing: z
-      .enum(['round-robin', 'failover'])
+      .enum(['round-robin', 'least-connections', 'failover'])
       .default('round-robin')
       .describe(
-        '`round-robin` starts each connection at the next target; `failover` always starts at the ' +
-          'first. Either way a target that refuses or times out is skipped for the next one.',
+        '`round-robin` starts each connection (or request) at the next target; `least-connections` at ' +
+          'the target with the fewest in flight; `failover` always at the first. A target that refuses or ' +
+          'times out is skipped for the next one.',
       ),
     connectTimeoutMs: z
       .number()
@@ -88,11 +138,65 @@ const ForwardAction = z
       .int()
       .positive()
       .optional()
-      .describe('Close both sides after this long without a byte either way; defaults to `timeouts.idleMs`.'),
+      .describe(
+        'Close after this long without a byte either way; defaults to `timeouts.idleMs`. In HTTP mode ' +
+          'it also bounds WebSocket and other upgraded tunnels.',
+      ),
+    responseTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('HTTP: time allowed from the request being sent until the response head arrives (then 504).'),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('HTTP: largest request body accepted (413 past it); defaults to `http.maxBodyBytes`.'),
+    hostHeader: z
+      .string()
+      .optional()
+      .describe(
+        "HTTP: the Host sent upstream. `preserve` (the default) keeps the client's, `target` uses the " +
+          "target's `host:port`, anything else is sent as written.",
+      ),
+    requestHeaders: HeaderEdits.optional(),
+    responseHeaders: HeaderEdits.optional(),
+    pool: Pool.optional(),
   })
-  .describe('Forward the connection to one of the targets.');
+  .describe('Forward the connection (or, in HTTP mode, each request) to one of the targets.');
 
-const Action = z.discriminatedUnion('type', [ForwardAction]).describe('What to do with a matched connection.');
+const RedirectAction = z
+  .strictObject({
+    type: z.literal('redirect'),
+    to: z
+      .string()
+      .min(1)
+      .describe(
+        'Location to send. `{host}` (request host without port), `{port}` and `{path}` (path and query) ' +
+          'are replaced. Without `{path}`, the request path and query are appended, so ' +
+          '`https://{host}` turns http://a/b?c into https://a/b?c.',
+      ),
+    status: z
+      .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)])
+      .default(301)
+      .describe('Redirect status.'),
+  })
+  .describe('HTTP: answer with a redirect.');
+
+const RespondAction = z
+  .strictObject({
+    type: z.literal('respond'),
+    status: z.number().int().min(200).max(599).default(200).describe('Response status.'),
+    headers: z.record(HeaderName, z.string()).default({}).describe('Response headers.'),
+    body: z.string().default('').describe('Response body (UTF-8).'),
+  })
+  .describe('HTTP: answer with a fixed response.');
+
+const Action = z
+  .discriminatedUnion('type', [ForwardAction, RedirectAction, RespondAction])
+  .describe('What to do with a matched connection.');
 
 const Match = z
   .strictObject({
@@ -176,6 +280,49 @@ const HelloServer = z
   })
   .describe('A tiny built-in HTTP server answering "hello from switchyard", for the quick start and tests.');
 
+const Http = z
+  .strictObject({
+    maxHeaderBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(16_384)
+      .describe('Largest request head (request line and fields); past it the client gets 431.'),
+    maxHeaders: z.number().int().positive().default(100).describe('Most header fields in a request (431 past it).'),
+    maxUriBytes: z.number().int().positive().default(8192).describe('Longest request target (414 past it).'),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(1_073_741_824)
+      .describe('Default largest request body (413 past it); routes may override. 0 means no limit.'),
+    headTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(10_000)
+      .describe('Time allowed for a whole request head once its first byte arrived (408 past it; slowloris).'),
+    keepAliveTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(60_000)
+      .describe('An idle client connection between requests is closed after this long.'),
+    requestIdHeader: z
+      .string()
+      .default('x-request-id')
+      .describe('Header carrying a request ID: passed through when the client sent one, generated otherwise.'),
+    trustedProxies: z
+      .array(z.string().refine(isCidr, 'expected an IP address or CIDR block'))
+      .default([])
+      .describe('Peers whose X-Forwarded-* headers are kept and appended to; from anyone else they are replaced.'),
+    forwardedHeader: z
+      .boolean()
+      .default(false)
+      .describe('Also send the standard `Forwarded` header (RFC 7239) upstream.'),
+  })
+  .describe('HTTP engine limits and behaviour, for all HTTP routes.');
+
 const Log = z
   .strictObject({
     level: z
@@ -195,6 +342,7 @@ export const ConfigSchema = z
       .describe('Address every route port listens on (`127.0.0.1` for loopback only, `::` for all IPv6).'),
     proxyProtocol: ProxyProtocol.prefault({}),
     timeouts: Timeouts.prefault({}),
+    http: Http.prefault({}),
     log: Log.prefault({}),
     helloServer: HelloServer.optional(),
     routes: z.array(Route).describe('The route table, tried in priority order.'),
@@ -209,5 +357,9 @@ export type Config = z.output<typeof ConfigSchema>;
 export type RouteConfig = Config['routes'][number];
 /** One validated action. */
 export type ActionConfig = RouteConfig['action'];
+/** The validated `http` block. */
+export type HttpConfig = Config['http'];
+/** One validated forward action. */
+export type ForwardActionConfig = Extract<ActionConfig, { type: 'forward' }>;
 /** One validated match block. */
 export type MatchConfig = RouteConfig['match'];

@@ -9,7 +9,9 @@
  */
 import { connect, type Socket } from 'node:net';
 import { SwitchyardError } from '../errors.ts';
-import type { CompiledRoute, Target } from '../route/route-table.ts';
+import { firstTarget } from '../policy/load-balancer.ts';
+import type { TargetState } from '../policy/target-state.ts';
+import type { CompiledRoute } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 
 const kTunnel = Symbol('switchyard.tunnel');
@@ -34,7 +36,7 @@ export class Tunnel {
   /** Bytes read from the client before the upstream was connected (peeked for routing). */
   pending: Buffer | null;
   upstream: TunnelSocket | null;
-  target: Target | null;
+  target: TargetState | null;
   /** Target attempts made so far, for failover. */
   attempts: number;
   /** Index of the first target tried. */
@@ -59,23 +61,46 @@ export class Tunnel {
     this.target = null;
     this.attempts = 0;
     this.done = false;
-    const action = route.action;
-    const targets = route.targets.length;
-    if (action.type === 'forward' && action.loadBalancing === 'round-robin' && targets > 1) {
-      this.firstIndex = route.cursor;
-      route.cursor = (route.cursor + 1) % targets;
-    } else {
-      this.firstIndex = 0;
-    }
+    this.firstIndex = 0;
     this.client[kTunnel] = this;
     client.pause();
     client.on('error', onClientError);
     client.on('close', onClientClose);
   }
 
+  /**
+   * Joins a client to an upstream that is already connected (after an HTTP 101 upgrade). The
+   * caller has removed its own socket handlers; `target.active` is taken over and released when
+   * the tunnel ends.
+   */
+  static adopt(
+    ctx: ProxyContext,
+    client: Socket,
+    upstream: Socket,
+    route: CompiledRoute,
+    clientAddress: string,
+    target: TargetState,
+    options: TunnelOptions,
+    toUpstream: Buffer | null,
+    toClient: Buffer | null,
+  ): Tunnel {
+    const tunnel = new Tunnel(ctx, client, route, clientAddress, toUpstream, options);
+    const socket = upstream as TunnelSocket;
+    socket[kTunnel] = tunnel;
+    tunnel.upstream = socket;
+    tunnel.target = target;
+    if (toClient !== null) client.write(toClient);
+    tunnel.joined();
+    return tunnel;
+  }
+
   /** Starts connecting to the next target. */
   start(): void {
     const targets = this.route.targets;
+    const action = this.route.action;
+    if (this.attempts === 0 && action.type === 'forward') {
+      this.firstIndex = firstTarget(action.loadBalancing, targets, this.route);
+    }
     if (this.attempts >= targets.length) {
       const error = new SwitchyardError('SY_L4_NO_TARGET', { route: this.route.name });
       this.ctx.metrics.rejected.inc({ reason: error.code });
@@ -88,6 +113,8 @@ export class Tunnel {
     }
     const target = targets[(this.firstIndex + this.attempts) % targets.length];
     this.attempts++;
+    if (this.target !== null) this.target.active--;
+    target.active++;
     this.target = target;
     const upstream = connect({
       host: target.host,
@@ -147,6 +174,7 @@ export class Tunnel {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    if (this.target !== null) this.target.active--;
     const client = this.client;
     const upstream = this.upstream;
     if (!client.destroyed) client.destroy();

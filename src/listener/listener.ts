@@ -106,7 +106,7 @@ class Classifier {
     this.socket = socket as ClassifiedSocket;
     this.socket[kClassifier] = this;
     const peer = normalizeAddress(socket.remoteAddress ?? '');
-    this.match = { port, serverName: null, clientIp: peer, tls: false, path: null, headers: null };
+    this.match = { port, serverName: null, clientIp: peer, tls: false, path: null, headers: null, layer: 4 };
     this.buffered = null;
     this.peerTrusted = ctx.trustedProxies !== null && ctx.trustedProxies.matches(peer);
     this.proxyPending = true;
@@ -185,8 +185,16 @@ class Classifier {
     socket.removeListener('error', noop);
     socket.setTimeout(0);
     socket.pause();
+    const index = this.table.ports.get(this.match.port);
+    if (!this.match.tls && index !== undefined && index.hasHttp) {
+      // Plaintext on a port with HTTP routes: the HTTP engine routes each request itself.
+      const initial = this.buffered;
+      this.buffered = null;
+      this.ctx.http.accept(socket, this.table, this.match.port, this.match.clientIp, initial);
+      return;
+    }
     const route = this.table.match(this.match);
-    if (route === null) {
+    if (route === null || route.action.type !== 'forward') {
       this.reject(
         new SwitchyardError('SY_ROUTE_NO_MATCH', { port: this.match.port, host: this.match.serverName ?? '(none)' }),
       );

@@ -17,6 +17,8 @@ export class ProxyMetrics {
   readonly rejected: Counter<'reason'>;
   /** Failed upstream connection attempts, by target address. */
   readonly upstreamErrors: Counter<'target' | 'reason'>;
+  /** HTTP responses sent to clients, by route and status. */
+  readonly httpResponses: Counter<'route' | 'status'>;
 
   constructor() {
     this.registry = new Registry();
@@ -45,9 +47,15 @@ export class ProxyMetrics {
       registers,
     });
     this.upstreamErrors = new Counter({
-      name: 'switchyard_upstream_connect_errors_total',
-      help: 'Failed upstream connection attempts, by target and reason.',
+      name: 'switchyard_upstream_errors_total',
+      help: 'Upstream failures (connect errors and timeouts, resets, bad responses), by target and reason.',
       labelNames: ['target', 'reason'],
+      registers,
+    });
+    this.httpResponses = new Counter({
+      name: 'switchyard_http_responses_total',
+      help: 'HTTP responses sent to clients, by route and status.',
+      labelNames: ['route', 'status'],
       registers,
     });
   }

@@ -17,7 +17,7 @@ function fwd(name: string, match: RouteInput['match'], extra: Partial<RouteInput
 }
 
 function ctx(port: number, serverName: string | null, extra: Partial<MatchContext> = {}): MatchContext {
-  return { port, serverName, clientIp: '127.0.0.1', tls: true, path: null, headers: null, ...extra };
+  return { port, serverName, clientIp: '127.0.0.1', tls: true, path: null, headers: null, layer: 4, ...extra };
 }
 
 test('ports: single, ranges and lists expand, deduplicated and sorted', () => {
@@ -95,20 +95,27 @@ test('TLS passthrough routes take only TLS connections', () => {
   assert.equal(table([fwd('plain', { ports: 80 })]).ports.get(80)?.needsPeek, false);
 });
 
-test('paths and headers match HTTP contexts (compiled directly: L4 configs may not use them)', () => {
+test('paths and headers match HTTP requests', () => {
   const config: Config = validateConfig({ routes: [fwd('base', { ports: 80 })] });
   const route = config.routes[0];
+  const http = { ...(route.action as Extract<typeof route.action, { type: 'forward' }>), mode: 'http' as const };
   const t = new RouteTable({
     ...config,
     routes: [
-      { ...route, name: 'api', match: { ports: 80, paths: ['/api/*', '/health'], headers: { 'X-Env': 'prod' } } },
-      { ...route, name: 'rest' },
+      {
+        ...route,
+        name: 'api',
+        match: { ports: 80, paths: ['/api/*', '/health'], headers: { 'X-Env': 'prod' } },
+        action: http,
+      },
+      { ...route, name: 'rest', action: http },
     ],
   });
-  const http = (path: string, headers: string[]): MatchContext => ctx(80, 'h', { tls: false, path, headers });
-  assert.equal(t.match(http('/api/v1', ['x-env', 'prod']))?.name, 'api');
-  assert.equal(t.match(http('/health', ['X-Env', 'prod']))?.name, 'api');
-  assert.equal(t.match(http('/api/v1', ['x-env', 'dev']))?.name, 'rest');
-  assert.equal(t.match(http('/other', ['x-env', 'prod']))?.name, 'rest');
-  assert.equal(t.match(ctx(80, null))?.name, 'rest');
+  const req = (path: string, headers: string[]): MatchContext => ctx(80, 'h', { tls: false, path, headers, layer: 7 });
+  assert.equal(t.match(req('/api/v1', ['x-env', 'prod']))?.name, 'api');
+  assert.equal(t.match(req('/health', ['X-Env', 'prod']))?.name, 'api');
+  assert.equal(t.match(req('/api/v1', ['x-env', 'dev']))?.name, 'rest');
+  assert.equal(t.match(req('/other', ['x-env', 'prod']))?.name, 'rest');
+  assert.equal(t.match(ctx(80, null, { layer: 7 }))?.name, 'rest');
+  assert.equal(t.match(ctx(80, null)), null, 'HTTP routes never match at layer 4');
 });

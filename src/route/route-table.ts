@@ -7,16 +7,9 @@
  * they started with.
  */
 import type { ActionConfig, Config, RouteConfig } from '../config/schema.ts';
+import { TargetRegistry, type TargetState } from '../policy/target-state.ts';
 import { IpMatcher } from './ip-matcher.ts';
 import { expandPorts } from './ports.ts';
-
-/** One upstream address. */
-export interface Target {
-  readonly host: string;
-  readonly port: number;
-  /** `host:port`, the key of shared per-target state (pools, counters). */
-  readonly key: string;
-}
 
 /** What a connection or request is matched on. */
 export interface MatchContext {
@@ -32,16 +25,17 @@ export interface MatchContext {
   path: string | null;
   /** HTTP request headers as a flat [name, value, ...] list, or null at layer 4. */
   headers: ReadonlyArray<string> | null;
+  /** 4 while routing a connection, 7 while routing an HTTP request. */
+  layer: 4 | 7;
 }
 
-/** Parses `"host:port"`, `"[v6]:port"` or `{ host, port }` into a Target. */
-export function toTarget(spec: string | { host: string; port: number }): Target {
-  if (typeof spec !== 'string') return { host: spec.host, port: spec.port, key: `${spec.host}:${spec.port}` };
+/** Splits `"host:port"`, `"[v6]:port"` or `{ host, port }`. */
+export function parseTarget(spec: string | { host: string; port: number }): { host: string; port: number } {
+  if (typeof spec !== 'string') return spec;
   const colon = spec.lastIndexOf(':');
   let host = spec.slice(0, colon);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const port = Number(spec.slice(colon + 1));
-  return { host, port, key: spec };
+  return { host, port: Number(spec.slice(colon + 1)) };
 }
 
 /** Path condition: exact paths and prefixes (`/api/*`). */
@@ -80,12 +74,14 @@ export class CompiledRoute {
   readonly headers: ReadonlyArray<readonly [string, string]> | null;
   /** True when only TLS connections may take the route (TLS passthrough). */
   readonly requiresTls: boolean;
+  /** 4 for TCP and TLS passthrough, 7 for HTTP actions. */
+  readonly layer: 4 | 7;
   readonly action: ActionConfig;
-  readonly targets: ReadonlyArray<Target>;
+  readonly targets: ReadonlyArray<TargetState>;
   /** Next target index for round-robin; per table, so it restarts at 0 after a reload. */
   cursor: number;
 
-  constructor(config: RouteConfig, rank: number) {
+  constructor(config: RouteConfig, rank: number, registry: TargetRegistry) {
     this.name = config.name;
     this.priority = config.priority;
     this.rank = rank;
@@ -99,13 +95,21 @@ export class CompiledRoute {
       ? Object.entries(match.headers).map(([name, value]) => [name.toLowerCase(), value] as const)
       : null;
     this.requiresTls = action.type === 'forward' && action.mode === 'tls-passthrough';
+    this.layer = action.type === 'forward' && action.mode !== 'http' ? 4 : 7;
     this.action = action;
-    this.targets = action.type === 'forward' ? action.targets.map(toTarget) : [];
+    this.targets =
+      action.type === 'forward'
+        ? action.targets.map((spec) => {
+            const { host, port } = parseTarget(spec);
+            return registry.get(host, port);
+          })
+        : [];
     this.cursor = 0;
   }
 
   /** Checks every condition except port and host, which the index already decided. */
   matchesRest(ctx: MatchContext): boolean {
+    if (this.layer !== ctx.layer) return false;
     if (this.requiresTls && !ctx.tls) return false;
     if (this.clientIps !== null && !this.clientIps.matches(ctx.clientIp)) return false;
     if (this.paths !== null && (ctx.path === null || !this.paths.matches(ctx.path))) return false;
@@ -150,6 +154,8 @@ export class PortIndex {
    * without such routes forward at once, so server-speaks-first protocols work there.
    */
   needsPeek: boolean;
+  /** True when some route on the port is an HTTP route: plaintext goes to the HTTP engine. */
+  hasHttp: boolean;
 
   constructor(port: number) {
     this.port = port;
@@ -157,6 +163,7 @@ export class PortIndex {
     this.wildcards = new Map();
     this.any = [];
     this.needsPeek = false;
+    this.hasHttp = false;
   }
 
   add(route: CompiledRoute): void {
@@ -172,7 +179,8 @@ export class PortIndex {
         else if (!list.includes(route)) list.push(route);
       }
     }
-    if (route.domains !== null || route.requiresTls) this.needsPeek = true;
+    if (route.layer === 7) this.hasHttp = true;
+    else if (route.domains !== null || route.requiresTls) this.needsPeek = true;
   }
 
   /** The best route for a context on this port, or null. */
@@ -197,13 +205,14 @@ export class RouteTable {
   readonly routes: ReadonlyArray<CompiledRoute>;
   readonly ports: ReadonlyMap<number, PortIndex>;
 
-  constructor(config: Config) {
+  /** @param registry shared per-address state; a fresh one when absent (tests). */
+  constructor(config: Config, registry: TargetRegistry = new TargetRegistry()) {
     this.config = config;
     // Try order: priority descending, then file order (Array.prototype.sort is stable).
     const ordered = config.routes
       .map((route, index) => ({ route, index }))
       .sort((a, b) => b.route.priority - a.route.priority || a.index - b.index);
-    const routes = ordered.map(({ route }, rank) => new CompiledRoute(route, rank));
+    const routes = ordered.map(({ route }, rank) => new CompiledRoute(route, rank, registry));
     const ports = new Map<number, PortIndex>();
     for (const route of routes) {
       for (const port of route.ports) {

@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { HttpEngine } from '../http/http-engine.ts';
 import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { IpMatcher } from '../route/ip-matcher.ts';
 import type { RouteTable } from '../route/route-table.ts';
@@ -20,4 +21,6 @@ export interface ProxyContext {
   readonly clients: Set<Socket>;
   /** True once shutdown began: new connections are refused. */
   closing: boolean;
+  /** The HTTP engine, set once at start. */
+  http: HttpEngine;
 }

@@ -5,9 +5,11 @@
 import type { Logger } from 'pino';
 import { loadConfigFile, validateConfig } from '../config/load.ts';
 import type { Config, ConfigInput } from '../config/schema.ts';
+import { HttpEngine } from '../http/http-engine.ts';
 import { Listener } from '../listener/listener.ts';
 import { createLogger, flushLogger } from '../observe/logger.ts';
 import { ProxyMetrics } from '../observe/metrics.ts';
+import { TargetRegistry } from '../policy/target-state.ts';
 import { IpMatcher } from '../route/ip-matcher.ts';
 import { RouteTable } from '../route/route-table.ts';
 import { HelloServer } from './hello-server.ts';
@@ -27,6 +29,8 @@ export class Switchyard {
   readonly logger: Logger;
   readonly metrics: ProxyMetrics;
   readonly configFile: string | null;
+  readonly http: HttpEngine;
+  readonly #targets: TargetRegistry;
   readonly #listeners: Map<number, Listener>;
   #bind: string;
   #hello: HelloServer | null;
@@ -38,14 +42,18 @@ export class Switchyard {
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.metrics = new ProxyMetrics();
     this.configFile = options.configFile ?? null;
+    this.#targets = new TargetRegistry();
     this.ctx = {
-      table: new RouteTable(config),
+      table: new RouteTable(config, this.#targets),
       trustedProxies: trustedProxies(config),
       logger: this.logger,
       metrics: this.metrics,
       clients: new Set(),
       closing: false,
+      http: null as unknown as HttpEngine,
     };
+    this.http = new HttpEngine(this.ctx);
+    this.ctx.http = this.http;
     this.#listeners = new Map();
     this.#bind = config.bind;
     this.#hello = null;
@@ -123,7 +131,7 @@ export class Switchyard {
 
   async #apply(config: Config): Promise<void> {
     if (this.ctx.closing) throw new Error('proxy is closing');
-    const table = new RouteTable(config);
+    const table = new RouteTable(config, this.#targets);
     if (config.bind !== this.#bind) {
       // A new bind address means new sockets for every port.
       const old = [...this.#listeners.values()];
@@ -143,6 +151,9 @@ export class Switchyard {
     }
     this.ctx.table = table;
     this.ctx.trustedProxies = trustedProxies(config);
+    this.http.configure(table);
+    // Pools of addresses no route uses any more are closed; shared ones carry on.
+    this.#targets.retain(new Set(table.routes.flatMap((r) => r.targets)));
     this.logger.info({ ports: this.ports, routes: config.routes.length }, 'route table updated');
   }
 
@@ -184,6 +195,7 @@ export class Switchyard {
     const listeners = [...this.#listeners.values()];
     this.#listeners.clear();
     for (const listener of listeners) listener.close();
+    this.http.drain();
     const clients = this.ctx.clients;
     if (clients.size > 0) {
       this.logger.info({ open: clients.size, drainMs }, 'draining connections');
@@ -194,6 +206,8 @@ export class Switchyard {
         await waitForDrain(clients, 1000);
       }
     }
+    this.http.close();
+    this.#targets.close();
     if (this.#hello !== null) await this.#hello.close();
     this.logger.info('switchyard stopped');
     flushLogger(this.logger);

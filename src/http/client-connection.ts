@@ -1,0 +1,854 @@
+/**
+ * One client connection of the HTTP/1.1 engine: reads requests, routes each one, forwards it over a
+ * pooled upstream connection (or answers it locally) and relays the response, one exchange at a
+ * time so pipelined requests are answered in order.
+ *
+ * Hot path (DESIGN.md decision 2). Choices measured with `npm run bench -- --only http-small`
+ * (docs/benchmarks.md):
+ * - all per-request state lives in fields of this object, set in the constructor, so there is no
+ *   allocation per exchange beyond the parsed head and the serialised head strings;
+ * - socket handlers are shared top-level functions that find this object through a symbol;
+ * - the client socket is not paused between keep-alive requests (pause/resume costs two epoll
+ *   calls per request); bytes read ahead are buffered and reading pauses only past a threshold;
+ * - timeouts are a deadline field swept by the engine's one coarse timer, not a timer per request.
+ */
+import type { Socket } from 'node:net';
+import type { ForwardActionConfig } from '../config/schema.ts';
+import { Tunnel } from '../l4/tunnel.ts';
+import { firstTarget } from '../policy/load-balancer.ts';
+import type { TargetState } from '../policy/target-state.ts';
+import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
+import type { HttpEngine } from './http-engine.ts';
+import { errorBody, redirectLocation, serializeResponse } from './local-response.ts';
+import { buildRequestHead, buildResponseHead, buildUpgradeResponseHead } from './message-head.ts';
+import {
+  ChunkedScanner,
+  type HeadProgress,
+  parseRequestHead,
+  parseResponseHead,
+  type RequestHead,
+  type ResponseHead,
+} from './parser/index.ts';
+import type { PoolUser, UpstreamConnection } from './upstream-pool.ts';
+
+const kClient = Symbol('switchyard.httpClient');
+
+interface ClientSocket extends Socket {
+  [kClient]?: ClientConnection;
+}
+
+// Connection states.
+/** Waiting for the first byte of a request (keep-alive deadline). */
+const S_IDLE = 0;
+/** Part of a request head has arrived (head deadline: slowloris gets 408). */
+const S_HEAD = 1;
+/** Head parsed and routed; waiting for an upstream connection. */
+const S_WAIT_UPSTREAM = 2;
+/** Request sent (body may still stream); relaying the response. */
+const S_FORWARD = 3;
+/** Ending after a final response; nothing more is read. */
+const S_CLOSING = 4;
+const S_CLOSED = 5;
+
+// Body framing of the current request or response.
+const B_NONE = 0;
+const B_LENGTH = 1;
+const B_CHUNKED = 2;
+const B_CLOSE = 3;
+
+/** Read-ahead buffered while an exchange is in flight before the client is paused. */
+const READ_AHEAD_BYTES = 64 * 1024;
+/** Fresh connections tried after a reused one turned out stale, for idempotent requests. */
+const STALE_RETRIES = 2;
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** The HTTP engine's state for one client socket. */
+export class ClientConnection implements PoolUser {
+  readonly engine: HttpEngine;
+  readonly socket: ClientSocket;
+  readonly table: RouteTable;
+  readonly clientIp: string;
+  /** Whether the peer is a trusted proxy (its X-Forwarded-* fields are kept and appended to). */
+  readonly peerTrusted: boolean;
+  readonly match: MatchContext;
+  state: number;
+  /** Coarse deadline (ms since epoch) checked by the engine's sweep; 0 for none. */
+  deadline: number;
+  queueDeadline: number;
+  /** Whether the connection stays open after the current exchange. */
+  keepAlive: boolean;
+  /** True while `next()` runs, so exchanges that finish synchronously do not recurse into it. */
+  looping: boolean;
+
+  // Bytes read from the client and not consumed yet.
+  buf: Buffer | null;
+  bufStart: number;
+  progress: HeadProgress | null;
+
+  // The current request.
+  req: RequestHead | null;
+  route: CompiledRoute | null;
+  action: ForwardActionConfig | null;
+  requestId: string;
+  reqBody: number;
+  reqRemaining: number;
+  reqBodyDone: boolean;
+  readonly reqScanner: ChunkedScanner;
+  /** The serialised upstream request head of the current attempt. */
+  headOut: string;
+  upstream: UpstreamConnection | null;
+  target: TargetState | null;
+  attempts: number;
+  firstIndex: number;
+  staleRetries: number;
+
+  // The current response.
+  respBuf: Buffer | null;
+  respStart: number;
+  respProgress: HeadProgress | null;
+  resp: ResponseHead | null;
+  respBody: number;
+  respRemaining: number;
+  readonly respScanner: ChunkedScanner;
+  /** Whether any response byte went to the client (then errors can only cut the connection). */
+  respStarted: boolean;
+  /** Whether the upstream sent bytes past the end of its response (it cannot be reused). */
+  respOverrun: boolean;
+
+  constructor(engine: HttpEngine, socket: Socket, table: RouteTable, port: number, clientIp: string, tls: boolean) {
+    this.engine = engine;
+    this.socket = socket as ClientSocket;
+    this.table = table;
+    this.clientIp = clientIp;
+    this.peerTrusted = engine.trustedProxies !== null && engine.trustedProxies.matches(clientIp);
+    this.match = { port, serverName: null, clientIp, tls, path: null, headers: null, layer: 7 };
+    this.state = S_IDLE;
+    this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;
+    this.queueDeadline = 0;
+    this.keepAlive = true;
+    this.looping = false;
+    this.buf = null;
+    this.bufStart = 0;
+    this.progress = null;
+    this.req = null;
+    this.route = null;
+    this.action = null;
+    this.requestId = '';
+    this.reqBody = B_NONE;
+    this.reqRemaining = 0;
+    this.reqBodyDone = true;
+    this.reqScanner = new ChunkedScanner(engine.limits);
+    this.headOut = '';
+    this.upstream = null;
+    this.target = null;
+    this.attempts = 0;
+    this.firstIndex = 0;
+    this.staleRetries = 0;
+    this.respBuf = null;
+    this.respStart = 0;
+    this.respProgress = null;
+    this.resp = null;
+    this.respBody = B_NONE;
+    this.respRemaining = 0;
+    this.respScanner = new ChunkedScanner(engine.limits, Number.POSITIVE_INFINITY, true);
+    this.respStarted = false;
+    this.respOverrun = false;
+    this.socket[kClient] = this;
+    socket.on('data', onClientData);
+    socket.on('end', onClientEnd);
+    socket.on('error', onClientError);
+    socket.on('close', onClientClose);
+    socket.on('drain', onClientDrain);
+  }
+
+  /** Starts reading, with bytes the listener already read (peeked) if any. */
+  start(initial: Buffer | null): void {
+    if (initial !== null && initial.length > 0) this.onData(initial);
+    if (this.state !== S_CLOSED) this.socket.resume();
+  }
+
+  // ---- client side -------------------------------------------------------------------------
+
+  onData(chunk: Buffer): void {
+    const state = this.state;
+    if (state === S_FORWARD && !this.reqBodyDone) {
+      this.forwardBody(chunk, 0);
+      return;
+    }
+    this.append(chunk);
+    if (state === S_IDLE || state === S_HEAD) this.next();
+    else if (this.buffered() > READ_AHEAD_BYTES) this.socket.pause();
+  }
+
+  append(chunk: Buffer): void {
+    if (this.buf === null) {
+      this.buf = chunk;
+      this.bufStart = 0;
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.bufStart), chunk]);
+      this.bufStart = 0;
+    }
+  }
+
+  buffered(): number {
+    return this.buf === null ? 0 : this.buf.length - this.bufStart;
+  }
+
+  /** Parses and starts buffered requests while the connection is between exchanges. */
+  next(): void {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      this.parseLoop();
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  parseLoop(): void {
+    while (this.state === S_IDLE || this.state === S_HEAD) {
+      const buf = this.buf;
+      if (buf === null) return;
+      const engine = this.engine;
+      const r = parseRequestHead(buf, this.bufStart, buf.length, engine.limits, this.progress);
+      if (r.kind === 'incomplete') {
+        this.progress = r;
+        if (this.state === S_IDLE) {
+          this.state = S_HEAD;
+          this.deadline = engine.now + this.table.config.http.headTimeoutMs;
+        }
+        return;
+      }
+      this.progress = null;
+      if (r.kind === 'error') {
+        this.keepAlive = false;
+        this.engine.countError(r.code);
+        this.engine.logger.info({ code: r.code, client: this.clientIp, reason: r.reason }, 'bad request');
+        this.buf = null;
+        this.respondLocal(r.status, null, errorBody(r.status, r.code), r.code);
+        return;
+      }
+      this.bufStart += r.consumed;
+      if (this.bufStart === buf.length) this.buf = null;
+      this.startRequest(r);
+    }
+  }
+
+  startRequest(req: RequestHead): void {
+    const engine = this.engine;
+    this.req = req;
+    this.keepAlive = this.keepAlive && req.keepAlive && !engine.draining;
+    if (req.chunked) {
+      this.reqBody = B_CHUNKED;
+      this.reqBodyDone = false;
+    } else if (req.contentLength > 0) {
+      this.reqBody = B_LENGTH;
+      this.reqRemaining = req.contentLength;
+      this.reqBodyDone = false;
+    } else {
+      this.reqBody = B_NONE;
+      this.reqBodyDone = true;
+    }
+    this.state = S_WAIT_UPSTREAM;
+    this.deadline = 0;
+    this.requestId = requestIdOf(req.headers, engine.requestIdHeader) ?? engine.newRequestId();
+    if (req.method === 'CONNECT') {
+      this.respondLocal(
+        405,
+        ['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'],
+        errorBody(405, 'SY_HTTP_CONNECT'),
+        'SY_HTTP_CONNECT',
+      );
+      return;
+    }
+    const match = this.match;
+    match.serverName = hostName(req.host);
+    const target = req.target;
+    const pathStart = req.pathOffset < 0 ? 0 : req.pathOffset;
+    const q = target.indexOf('?', pathStart);
+    match.path = pathStart === 0 && q === -1 ? target : target.slice(pathStart, q === -1 ? target.length : q) || '/';
+    match.headers = req.headers;
+    const route = this.table.match(match);
+    if (route === null) {
+      engine.countError('SY_ROUTE_NO_MATCH');
+      this.respondLocal(404, null, errorBody(404, 'SY_ROUTE_NO_MATCH'), 'SY_ROUTE_NO_MATCH');
+      return;
+    }
+    this.route = route;
+    const action = route.action;
+    if (action.type === 'respond') {
+      this.respondLocal(action.status, engine.respondHeaders(route), action.body, null);
+    } else if (action.type === 'redirect') {
+      const location = redirectLocation(action.to, match.serverName ?? '', match.port, pathAndQuery(req));
+      this.respondLocal(action.status, ['location', location], '', null);
+    } else {
+      this.forward(route, action);
+    }
+  }
+
+  /** Writes a response the proxy makes itself, then finishes the exchange. */
+  respondLocal(status: number, headers: string[] | null, body: string, code: string | null): void {
+    // A request body we did not read leaves the stream position unknown: close after answering.
+    if (!this.reqBodyDone) this.keepAlive = false;
+    const list = headers ?? [];
+    if (code !== null && status >= 400) list.push('x-switchyard-error', code);
+    if (this.requestId !== '') list.push(this.engine.requestIdHeader, this.requestId);
+    const head = this.req?.method === 'HEAD';
+    this.socket.write(serializeResponse(status, list, body, this.keepAlive, head));
+    this.engine.countResponse(this.route, status);
+    this.finishExchange();
+  }
+
+  forward(route: CompiledRoute, action: ForwardActionConfig): void {
+    const engine = this.engine;
+    const req = this.req!;
+    const maxBody = action.maxBodyBytes ?? this.table.config.http.maxBodyBytes;
+    const limit = maxBody === 0 ? Number.POSITIVE_INFINITY : maxBody;
+    if (req.contentLength > limit) {
+      engine.countError('SY_HTTP_BODY_TOO_LARGE');
+      this.respondLocal(413, null, errorBody(413, 'SY_HTTP_BODY_TOO_LARGE'), 'SY_HTTP_BODY_TOO_LARGE');
+      return;
+    }
+    if (this.reqBody === B_CHUNKED) this.reqScanner.reset(engine.limits, limit);
+    this.action = action;
+    this.attempts = 0;
+    this.staleRetries = 0;
+    this.firstIndex = firstTarget(action.loadBalancing, route.targets, route);
+    this.tryNextTarget();
+  }
+
+  tryNextTarget(): void {
+    const route = this.route!;
+    const targets = route.targets;
+    if (this.attempts >= targets.length) {
+      this.engine.countError('SY_UPS_UNAVAILABLE');
+      this.respondLocal(502, null, errorBody(502, 'SY_UPS_UNAVAILABLE'), 'SY_UPS_UNAVAILABLE');
+      return;
+    }
+    const target = targets[(this.firstIndex + this.attempts) % targets.length];
+    this.attempts++;
+    this.useTarget(target);
+  }
+
+  useTarget(target: TargetState): void {
+    this.target = target;
+    target.active++;
+    this.state = S_WAIT_UPSTREAM;
+    this.engine.poolFor(target, this.action!, this.table).acquire(this, this.engine.now);
+  }
+
+  // ---- upstream side (PoolUser) -------------------------------------------------------------
+
+  onUpstreamReady(conn: UpstreamConnection): void {
+    if (this.state !== S_WAIT_UPSTREAM) {
+      conn.pool.release(conn, true);
+      return;
+    }
+    const engine = this.engine;
+    this.upstream = conn;
+    this.state = S_FORWARD;
+    this.respBuf = null;
+    this.respProgress = null;
+    this.resp = null;
+    this.respStarted = false;
+    this.respOverrun = false;
+    this.deadline = engine.now + (this.action!.responseTimeoutMs ?? engine.defaultResponseTimeoutMs);
+    this.headOut = buildRequestHead(this.req!, this, this.action!, this.route!, this.table.config.http, engine);
+    const socket = conn.socket;
+    if (this.reqBodyDone) {
+      socket.write(this.headOut, 'latin1');
+      return;
+    }
+    socket.cork();
+    socket.write(this.headOut, 'latin1');
+    const buf = this.buf;
+    if (buf !== null) {
+      const start = this.bufStart;
+      this.buf = null;
+      this.forwardBody(buf, start);
+    }
+    socket.uncork();
+    if (!this.reqBodyDone && this.state === S_FORWARD && this.socket.isPaused() && !socket.writableNeedDrain) {
+      this.socket.resume();
+    }
+  }
+
+  onUpstreamUnavailable(code: string, detail: string): void {
+    if (this.state !== S_WAIT_UPSTREAM) return;
+    const target = this.target!;
+    target.active--;
+    this.target = null;
+    const engine = this.engine;
+    engine.countUpstreamError(target.key, code);
+    engine.logger.warn(
+      { code, route: this.route!.name, target: target.key, detail, requestId: this.requestId },
+      'upstream unavailable',
+    );
+    if (code === 'SY_UPS_CONNECT' || code === 'SY_UPS_CONNECT_TIMEOUT') {
+      this.tryNextTarget();
+      return;
+    }
+    const status = code === 'SY_UPS_POOL_CLOSED' ? 502 : 503;
+    this.respondLocal(status, null, errorBody(status, code), code);
+  }
+
+  /** Sends request body bytes from `chunk[start..]`; what follows the body is kept for the next request. */
+  forwardBody(chunk: Buffer, start: number): void {
+    const end = chunk.length;
+    let n: number;
+    if (this.reqBody === B_LENGTH) {
+      n = Math.min(this.reqRemaining, end - start);
+      this.reqRemaining -= n;
+      if (this.reqRemaining === 0) this.reqBodyDone = true;
+    } else {
+      n = this.reqScanner.scan(chunk, start, end);
+      if (n < 0) {
+        this.requestBodyError();
+        return;
+      }
+      if (this.reqScanner.done) this.reqBodyDone = true;
+    }
+    const upstream = this.upstream!.socket;
+    if (n > 0 && !upstream.write(start === 0 && n === end ? chunk : chunk.subarray(start, start + n))) {
+      this.socket.pause();
+    }
+    if (start + n < end) {
+      this.append(chunk.subarray(start + n));
+      if (this.buffered() > READ_AHEAD_BYTES) this.socket.pause();
+    }
+  }
+
+  /** A chunked request body was malformed or over the limit: answer if we still can, then close. */
+  requestBodyError(): void {
+    const error = this.reqScanner.error!;
+    this.engine.countError(error.code);
+    this.engine.logger.info({ code: error.code, client: this.clientIp, reason: error.reason }, 'bad request body');
+    this.dropUpstream();
+    this.keepAlive = false;
+    if (this.respStarted) {
+      this.socket.destroy();
+      return;
+    }
+    this.respondLocal(error.status, null, errorBody(error.status, error.code), error.code);
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.state !== S_FORWARD) return;
+    if (this.resp === null) {
+      if (this.respBuf === null) {
+        this.respBuf = chunk;
+        this.respStart = 0;
+      } else {
+        this.respBuf = Buffer.concat([this.respBuf.subarray(this.respStart), chunk]);
+        this.respStart = 0;
+      }
+      this.parseResponse();
+      return;
+    }
+    this.forwardResponseBody(chunk, 0);
+  }
+
+  parseResponse(): void {
+    const engine = this.engine;
+    const req = this.req!;
+    for (;;) {
+      const buf = this.respBuf!;
+      const r = parseResponseHead(buf, this.respStart, buf.length, engine.limits, req.method, this.respProgress);
+      if (r.kind === 'incomplete') {
+        this.respProgress = r;
+        return;
+      }
+      this.respProgress = null;
+      if (r.kind === 'error') {
+        engine.countUpstreamError(this.target!.key, r.code);
+        engine.logger.warn(
+          { code: r.code, target: this.target!.key, reason: r.reason, requestId: this.requestId },
+          'bad upstream response',
+        );
+        this.dropUpstream();
+        this.upstreamFailed(502, r.code);
+        return;
+      }
+      const start = this.respStart;
+      this.respStart = start + r.consumed;
+      if (r.status === 101) {
+        if (!req.upgrade) {
+          this.dropUpstream();
+          this.upstreamFailed(502, 'SY_UPS_UNEXPECTED_UPGRADE');
+          return;
+        }
+        this.startTunnel(r);
+        return;
+      }
+      if (r.interim) {
+        // 100 Continue, 103 Early Hints: relayed as they are, then the final response follows.
+        this.socket.write(buf.subarray(start, this.respStart));
+        if (this.respStart === buf.length) {
+          this.respBuf = null;
+          return;
+        }
+        continue;
+      }
+      this.startResponse(r);
+      return;
+    }
+  }
+
+  startResponse(resp: ResponseHead): void {
+    const engine = this.engine;
+    this.resp = resp;
+    switch (resp.framing) {
+      case 'length':
+        this.respBody = resp.contentLength > 0 ? B_LENGTH : B_NONE;
+        this.respRemaining = resp.contentLength;
+        break;
+      case 'chunked':
+        this.respBody = B_CHUNKED;
+        this.respScanner.reset(engine.limits, Number.POSITIVE_INFINITY, true);
+        break;
+      case 'close':
+        this.respBody = B_CLOSE;
+        this.keepAlive = false;
+        break;
+      default:
+        this.respBody = B_NONE;
+    }
+    if (!this.reqBodyDone) this.keepAlive = false;
+    this.deadline = engine.now + this.idleTimeoutMs();
+    const head = buildResponseHead(resp, this, this.route!, this.action!, engine);
+    this.respStarted = true;
+    engine.countResponse(this.route, resp.status);
+    const buf = this.respBuf!;
+    const rest = this.respStart;
+    this.respBuf = null;
+    if (this.respBody === B_NONE) {
+      this.socket.write(head, 'latin1');
+      if (rest < buf.length) this.respOverrun = true;
+      this.responseComplete();
+      return;
+    }
+    if (rest === buf.length) {
+      this.socket.write(head, 'latin1');
+      return;
+    }
+    const socket = this.socket;
+    socket.cork();
+    socket.write(head, 'latin1');
+    this.forwardResponseBody(buf, rest);
+    socket.uncork();
+  }
+
+  forwardResponseBody(chunk: Buffer, start: number): void {
+    const end = chunk.length;
+    let n: number;
+    let done = false;
+    switch (this.respBody) {
+      case B_LENGTH:
+        n = Math.min(this.respRemaining, end - start);
+        this.respRemaining -= n;
+        done = this.respRemaining === 0;
+        break;
+      case B_CHUNKED:
+        n = this.respScanner.scan(chunk, start, end);
+        if (n < 0) {
+          const error = this.respScanner.error!;
+          this.engine.countUpstreamError(this.target!.key, error.code);
+          this.engine.logger.warn(
+            { code: error.code, target: this.target!.key, reason: error.reason },
+            'bad upstream body',
+          );
+          // Headers are gone already: cutting the connection is the only honest signal left.
+          this.dropUpstream();
+          this.socket.destroy();
+          return;
+        }
+        done = this.respScanner.done;
+        break;
+      default:
+        n = end - start;
+    }
+    this.deadline = this.engine.now + this.idleTimeoutMs();
+    if (n > 0 && !this.socket.write(start === 0 && n === end ? chunk : chunk.subarray(start, start + n))) {
+      this.upstream?.socket.pause();
+    }
+    if (done) {
+      if (start + n < end) this.respOverrun = true;
+      this.responseComplete();
+    }
+  }
+
+  onUpstreamEnd(): void {
+    if (this.state === S_FORWARD && this.resp !== null && this.respBody === B_CLOSE) {
+      this.respOverrun = true;
+      this.responseComplete();
+    }
+  }
+
+  onUpstreamClose(): void {
+    if (this.state !== S_FORWARD || this.upstream === null) return;
+    const conn = this.upstream;
+    this.upstream = null;
+    this.releaseTarget();
+    if (this.resp !== null) {
+      // Closed in the middle of the body: the client must not take a cut body for a whole one.
+      this.socket.destroy();
+      return;
+    }
+    const req = this.req!;
+    const canRetry =
+      conn.served > 0 &&
+      this.respBuf === null &&
+      this.reqBody === B_NONE &&
+      IDEMPOTENT.has(req.method) &&
+      this.staleRetries < STALE_RETRIES;
+    if (canRetry) {
+      // A kept-alive socket the upstream had closed: nothing was processed, so send it again.
+      this.staleRetries++;
+      this.useTarget(conn.pool.target);
+      return;
+    }
+    this.engine.countUpstreamError(conn.pool.target.key, 'SY_UPS_RESET');
+    this.engine.logger.warn(
+      { code: 'SY_UPS_RESET', target: conn.pool.target.key, requestId: this.requestId },
+      'upstream closed before responding',
+    );
+    this.upstreamFailed(502, 'SY_UPS_RESET');
+  }
+
+  onUpstreamDrain(): void {
+    if (this.state === S_FORWARD && !this.reqBodyDone && this.socket.isPaused()) this.socket.resume();
+  }
+
+  onClientDrain(): void {
+    const upstream = this.upstream;
+    if (upstream !== null && upstream.socket.isPaused()) upstream.socket.resume();
+  }
+
+  /** The upstream failed before the response started: answer with `status`, or cut if too late. */
+  upstreamFailed(status: number, code: string): void {
+    if (this.respStarted) {
+      this.socket.destroy();
+      return;
+    }
+    this.respondLocal(status, null, errorBody(status, code), code);
+  }
+
+  /** The response is complete: return the upstream socket and move on to the next request. */
+  responseComplete(): void {
+    const conn = this.upstream;
+    this.upstream = null;
+    if (conn !== null) {
+      const reusable = this.resp!.keepAlive && this.reqBodyDone && !this.respOverrun && this.respBody !== B_CLOSE;
+      if (conn.socket.isPaused()) conn.socket.resume();
+      conn.pool.release(conn, reusable);
+    }
+    this.releaseTarget();
+    if (!this.reqBodyDone) this.keepAlive = false;
+    this.finishExchange();
+  }
+
+  releaseTarget(): void {
+    if (this.target !== null) {
+      this.target.active--;
+      this.target = null;
+    }
+  }
+
+  /** Closes the upstream socket of a failed exchange (it is never reused). */
+  dropUpstream(): void {
+    const conn = this.upstream;
+    if (conn !== null) {
+      this.upstream = null;
+      conn.pool.release(conn, false);
+    }
+    if (this.state === S_WAIT_UPSTREAM && this.target !== null)
+      this.engine.poolFor(this.target, this.action!, this.table).cancel(this);
+    this.releaseTarget();
+  }
+
+  /** Resets per-exchange state and either waits for the next request or ends the connection. */
+  finishExchange(): void {
+    this.req = null;
+    this.route = null;
+    this.action = null;
+    this.resp = null;
+    this.respBuf = null;
+    this.requestId = '';
+    this.headOut = '';
+    this.match.headers = null;
+    if (!this.keepAlive) {
+      this.state = S_CLOSING;
+      this.deadline = this.engine.now + 5000;
+      this.buf = null;
+      this.socket.end();
+      return;
+    }
+    this.state = S_IDLE;
+    this.deadline = this.engine.now + this.table.config.http.keepAliveTimeoutMs;
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.buf !== null) this.next();
+  }
+
+  idleTimeoutMs(): number {
+    return this.action?.idleTimeoutMs ?? this.table.config.timeouts.idleMs;
+  }
+
+  /** Called by the engine's sweep once `deadline` has passed. */
+  onDeadline(): void {
+    this.deadline = 0;
+    switch (this.state) {
+      case S_IDLE:
+      case S_CLOSING:
+        this.socket.destroy();
+        return;
+      case S_HEAD:
+        this.keepAlive = false;
+        this.buf = null;
+        this.progress = null;
+        this.engine.countError('SY_HTTP_HEAD_TIMEOUT');
+        this.engine.logger.info({ code: 'SY_HTTP_HEAD_TIMEOUT', client: this.clientIp }, 'request head timed out');
+        this.respondLocal(408, null, errorBody(408, 'SY_HTTP_HEAD_TIMEOUT'), 'SY_HTTP_HEAD_TIMEOUT');
+        return;
+      case S_FORWARD: {
+        const key = this.target?.key ?? '';
+        if (this.resp === null) {
+          this.engine.countUpstreamError(key, 'SY_UPS_RESPONSE_TIMEOUT');
+          this.engine.logger.warn(
+            { code: 'SY_UPS_RESPONSE_TIMEOUT', target: key, requestId: this.requestId },
+            'upstream response timed out',
+          );
+          this.dropUpstream();
+          this.keepAlive = false;
+          this.upstreamFailed(504, 'SY_UPS_RESPONSE_TIMEOUT');
+        } else {
+          this.engine.countUpstreamError(key, 'SY_UPS_IDLE_TIMEOUT');
+          this.dropUpstream();
+          this.socket.destroy();
+        }
+        return;
+      }
+      default:
+    }
+  }
+
+  /** The proxy is shutting down: idle connections close now, busy ones after their exchange. */
+  drain(): void {
+    this.keepAlive = false;
+    if (this.state === S_IDLE) this.socket.destroy();
+  }
+
+  onClientEnd(): void {
+    // The client sent FIN. Between requests that ends the connection; mid-request the request is
+    // cut short (its body can never complete); after a complete request the response still goes out.
+    this.keepAlive = false;
+    if (this.state === S_IDLE || this.state === S_HEAD || this.state === S_CLOSING) {
+      this.socket.end();
+      this.state = S_CLOSING;
+      return;
+    }
+    if (!this.reqBodyDone) {
+      this.dropUpstream();
+      this.socket.destroy();
+    }
+  }
+
+  onClientClose(): void {
+    this.state = S_CLOSED;
+    this.deadline = 0;
+    this.dropUpstream();
+    this.buf = null;
+    this.engine.connections.delete(this);
+  }
+
+  /** After a 101: hand both sockets to an L4 tunnel with its own idle timeout and byte counters. */
+  startTunnel(resp: ResponseHead): void {
+    const conn = this.upstream!;
+    const upstreamSocket = conn.pool.detach(conn);
+    this.upstream = null;
+    const client = this.socket;
+    const toClient = this.respBuf!.subarray(this.respStart);
+    const toUpstream = this.buf === null ? null : this.buf.subarray(this.bufStart);
+    client.write(buildUpgradeResponseHead(resp, this, this.route!, this.action!, this.engine), 'latin1');
+    this.engine.countResponse(this.route, 101);
+    client.removeListener('data', onClientData);
+    client.removeListener('end', onClientEnd);
+    client.removeListener('error', onClientError);
+    client.removeListener('close', onClientClose);
+    client.removeListener('drain', onClientDrain);
+    client[kClient] = undefined;
+    this.state = S_CLOSED;
+    this.deadline = 0;
+    this.engine.connections.delete(this);
+    const target = this.target!;
+    this.target = null;
+    Tunnel.adopt(
+      this.engine.ctx,
+      client,
+      upstreamSocket,
+      this.route!,
+      this.clientIp,
+      target,
+      {
+        connectTimeoutMs: 0,
+        idleTimeoutMs: this.idleTimeoutMs(),
+      },
+      toUpstream !== null && toUpstream.length > 0 ? toUpstream : null,
+      toClient.length > 0 ? toClient : null,
+    );
+  }
+}
+
+/** Host name of a Host value: lower-case, without port or IPv6 brackets. */
+function hostName(host: string | null): string | null {
+  if (host === null) return null;
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    return host.slice(1, close).toLowerCase();
+  }
+  const colon = host.lastIndexOf(':');
+  if (colon !== -1) end = colon;
+  const name = end === host.length ? host : host.slice(0, end);
+  return name.toLowerCase();
+}
+
+/** Path and query of the request target (origin-form or absolute-form). */
+export function pathAndQuery(req: RequestHead): string {
+  if (req.pathOffset <= 0) return req.pathOffset === 0 ? req.target : '/';
+  const rest = req.target.slice(req.pathOffset);
+  return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
+}
+
+function requestIdOf(headers: ReadonlyArray<string>, name: string): string | null {
+  for (let i = 0; i < headers.length; i += 2) {
+    const field = headers[i];
+    if (field.length === name.length && field.toLowerCase() === name) {
+      const value = headers[i + 1];
+      // Only IDs that are safe to echo in a header and a log line are passed through.
+      if (value.length > 0 && value.length <= 200 && /^[\w.:@/+=-]+$/.test(value)) return value;
+      return null;
+    }
+  }
+  return null;
+}
+
+function onClientData(this: ClientSocket, chunk: Buffer): void {
+  this[kClient]!.onData(chunk);
+}
+
+function onClientEnd(this: ClientSocket): void {
+  this[kClient]!.onClientEnd();
+}
+
+function onClientError(this: ClientSocket): void {
+  // A reset: 'close' follows and cleans up.
+}
+
+function onClientClose(this: ClientSocket): void {
+  this[kClient]!.onClientClose();
+}
+
+function onClientDrain(this: ClientSocket): void {
+  this[kClient]!.onClientDrain();
+}
