@@ -101,7 +101,9 @@ export function openAiClient(
     client,
     agent,
     async close() {
-      await agent.close();
+      // destroy, not close: a test that failed halfway may leave a body unread, and close()
+      // would wait for it forever.
+      await agent.destroy();
     },
   };
 }

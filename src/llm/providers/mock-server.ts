@@ -10,7 +10,8 @@
  *
  * - `x-mock-fault`: `429`, `400`, `401`, `500`, `503`, `cut`, `slow-first-byte`, `stall`
  * - `x-mock-chunk-size`, `x-mock-chunk-delay-ms`, `x-mock-first-byte-delay-ms`,
- *   `x-mock-retry-after` (seconds), `x-mock-cut-after` (events), `x-mock-line-ending` (`lf`/`crlf`)
+ *   `x-mock-retry-after` (seconds), `x-mock-cut-after` (events), `x-mock-line-ending` (`lf`/`crlf`),
+ *   `x-mock-reply-repeat` (the echoed text that many times, for large replies)
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -52,6 +53,8 @@ interface RequestSettings {
   retryAfterS: number;
   cutAfterEvents: number;
   eol: string;
+  /** Times the echoed text is repeated (large replies for backpressure tests and benchmarks). */
+  replyRepeat: number;
 }
 
 /** The mock server; see the file comment. */
@@ -192,6 +195,7 @@ export class MockLlmServer {
       retryAfterS: headerInt(h['x-mock-retry-after']) ?? c.retryAfterS,
       cutAfterEvents: headerInt(h['x-mock-cut-after']) ?? c.cutAfterEvents,
       eol: lineEnding === 'crlf' ? '\r\n' : '\n',
+      replyRepeat: headerInt(h['x-mock-reply-repeat']) ?? 1,
     };
   }
 
@@ -199,7 +203,8 @@ export class MockLlmServer {
     const model = String(body.model ?? 'mock-model');
     const userText = lastUserText(body.messages);
     const id = `chatcmpl-mock-${fnv1a(model + userText).toString(16)}`;
-    const text = this.config.reply ?? `echo: ${userText}`;
+    const text =
+      this.config.reply ?? `echo: ${s.replyRepeat > 1 ? `${userText} `.repeat(s.replyRepeat).trimEnd() : userText}`;
     const tool = pickTool(body.tools, body.tool_choice);
     const promptTokens = countWords(JSON.stringify(body.messages ?? ''));
     const args = JSON.stringify({ echo: userText });
@@ -367,6 +372,7 @@ export class MockLlmServer {
 
   async #sendStream(res: ServerResponse, events: unknown[], s: RequestSettings): Promise<void> {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders();
     const blank = s.eol + s.eol;
     const frames: Buffer[] = events.map((e) => Buffer.from(`data: ${JSON.stringify(e)}${blank}`));
     frames.push(Buffer.from(`data: [DONE]${blank}`));
@@ -382,7 +388,7 @@ export class MockLlmServer {
       if (res.destroyed) return;
       if (i > 0 && s.chunkDelayMs > 0) await this.#sleep(s.chunkDelayMs);
       if (res.destroyed) return;
-      if (!res.write(pieces[i])) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(pieces[i])) await drainedOrClosed(res);
     }
     if (res.destroyed) return;
     if (s.fault === 'cut') {
@@ -404,6 +410,19 @@ export class MockLlmServer {
       this.#timers.add(timer);
     });
   }
+}
+
+/** Resolves when `res` can take more data or is gone, leaving no listener behind. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 function headerInt(value: string | string[] | undefined): number | undefined {
