@@ -175,7 +175,7 @@ test('connection refused: retried, then 502 SY_UPS_CONNECT; with a fallback, the
   assert.equal(error.code, 'SY_UPS_CONNECT');
   assert.equal(error.type, 'server_error');
   assert.match(error.message, /ECONNREFUSED/);
-  assert.equal(error.headers.get('x-switchyard-attempts'), '2');
+  assert.equal(error.headers?.get('x-switchyard-attempts'), '2');
   const { data } = await chat('unreachable2');
   assert.equal(data.model, 'backup-model');
 });
