@@ -1,0 +1,253 @@
+/**
+ * Interpretation of the header fields that decide framing and connection handling: Content-Length,
+ * Transfer-Encoding, Connection, Host. Shared by the request and response head parsers.
+ *
+ * Internal to src/http/parser.
+ *
+ * @module
+ */
+
+import { bytes, CR, equalsLower, HTAB, IP_LITERAL, REG_NAME, SP, TCHAR } from './chars.ts';
+
+/** A field the framing layer does not interpret. */
+export const F_OTHER = 0;
+/** `Host` */
+export const F_HOST = 1;
+/** `Content-Length` */
+export const F_CONTENT_LENGTH = 2;
+/** `Transfer-Encoding` */
+export const F_TRANSFER_ENCODING = 3;
+/** `Connection` */
+export const F_CONNECTION = 4;
+/** `Upgrade` */
+export const F_UPGRADE = 5;
+/** `Expect` */
+export const F_EXPECT = 6;
+
+const L_HOST = bytes('host');
+const L_EXPECT = bytes('expect');
+const L_UPGRADE = bytes('upgrade');
+const L_CONNECTION = bytes('connection');
+const L_CONTENT_LENGTH = bytes('content-length');
+const L_TRANSFER_ENCODING = bytes('transfer-encoding');
+const L_CHUNKED = bytes('chunked');
+const L_CLOSE = bytes('close');
+const L_KEEP_ALIVE = bytes('keep-alive');
+const L_100_CONTINUE = bytes('100-continue');
+
+/**
+ * Which framing-relevant field the name `buf[start, end)` is. The length switch and first-letter test
+ * reject almost every other name after two comparisons, so typical heads (a dozen fields) pay no per-byte
+ * comparison for names the parser does not care about.
+ */
+export function fieldKind(buf: Uint8Array, start: number, end: number): number {
+  const first = buf[start] | 0x20;
+  switch (end - start) {
+    case 4:
+      return first === 0x68 && equalsLower(buf, start, end, L_HOST) ? F_HOST : F_OTHER;
+    case 6:
+      return first === 0x65 && equalsLower(buf, start, end, L_EXPECT) ? F_EXPECT : F_OTHER;
+    case 7:
+      return first === 0x75 && equalsLower(buf, start, end, L_UPGRADE) ? F_UPGRADE : F_OTHER;
+    case 10:
+      return first === 0x63 && equalsLower(buf, start, end, L_CONNECTION) ? F_CONNECTION : F_OTHER;
+    case 14:
+      return first === 0x63 && equalsLower(buf, start, end, L_CONTENT_LENGTH) ? F_CONTENT_LENGTH : F_OTHER;
+    case 17:
+      return first === 0x74 && equalsLower(buf, start, end, L_TRANSFER_ENCODING) ? F_TRANSFER_ENCODING : F_OTHER;
+    default:
+      return F_OTHER;
+  }
+}
+
+/** Most Content-Length digits accepted: 15 digits stay below 2^53, so the sum is exact. */
+export const MAX_CONTENT_LENGTH_DIGITS = 15;
+
+/**
+ * The value of a Content-Length field (already trimmed of OWS), or -1 when it is not 1 to 15 ASCII digits.
+ * Signs, spaces, lists (`5, 5`), hex and exponents are all invalid (RFC 9110 §8.6: `1*DIGIT`).
+ */
+export function parseContentLength(buf: Uint8Array, start: number, end: number): number {
+  const len = end - start;
+  if (len === 0 || len > MAX_CONTENT_LENGTH_DIGITS) return -1;
+  let n = 0;
+  for (let p = start; p < end; p++) {
+    const d = buf[p] - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Whether a Transfer-Encoding value is exactly `chunked` (any case): the one form we accept. */
+export function isChunkedOnly(buf: Uint8Array, start: number, end: number): boolean {
+  return equalsLower(buf, start, end, L_CHUNKED);
+}
+
+/** Transfer-Encoding verdict: the value list is well-formed, ends in `chunked`, but has other codings first. */
+export const TE_OTHER_CODINGS = 1;
+/** Transfer-Encoding verdict: the final coding is not `chunked` (the body length would be unknowable). */
+export const TE_NOT_CHUNKED_FINAL = 2;
+/** Transfer-Encoding verdict: `chunked` appears more than once (RFC 9112 §6.1: MUST NOT be applied twice). */
+export const TE_CHUNKED_TWICE = 3;
+/** Transfer-Encoding verdict: an empty list element, a parameter on `chunked`, or a non-token coding. */
+export const TE_MALFORMED = 4;
+
+function isOws(code: number): boolean {
+  return code === SP || code === HTAB;
+}
+
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isOws(s.charCodeAt(a))) a++;
+  while (b > a && isOws(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
+
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || TCHAR[c] !== 1) return false;
+  }
+  return true;
+}
+
+/**
+ * Classifies the Transfer-Encoding field values of a head that are not simply one `chunked` (the slow,
+ * rare path: strings are fine here). Empty list elements, which RFC 9110 §5.6.1 asks recipients to skip,
+ * are rejected: a value like `,chunked` is a smuggling probe, not a client we need to serve.
+ */
+export function classifyTransferEncoding(values: readonly string[]): number {
+  const codings: string[] = [];
+  for (const value of values) {
+    for (const element of value.split(',')) {
+      const coding = trimOws(element);
+      const semi = coding.indexOf(';');
+      const name = trimOws(semi === -1 ? coding : coding.slice(0, semi)).toLowerCase();
+      if (!isToken(name)) return TE_MALFORMED;
+      if (semi !== -1 && name === 'chunked') return TE_MALFORMED;
+      codings.push(name);
+    }
+  }
+  if (codings[codings.length - 1] !== 'chunked') return TE_NOT_CHUNKED_FINAL;
+  if (codings.indexOf('chunked') !== codings.length - 1) return TE_CHUNKED_TWICE;
+  return TE_OTHER_CODINGS;
+}
+
+/** {@link parseConnection} flag: the `close` option. */
+export const CONN_CLOSE = 1;
+/** {@link parseConnection} flag: the `keep-alive` option. */
+export const CONN_KEEP_ALIVE = 2;
+/** {@link parseConnection} flag: the `upgrade` option. */
+export const CONN_UPGRADE = 4;
+/** {@link parseConnection} result for a value that is not a comma-separated list of tokens. */
+export const CONN_INVALID = -1;
+
+/**
+ * Parses a Connection value (`#connection-option`, RFC 9110 §7.6.1) at `buf[start, end)`, appending each
+ * option, lowercased, to `tokens`. `text` is the decoded head and `textBase` the buffer offset of its first
+ * character, so unknown options are cut from it rather than decoded again.
+ *
+ * @returns an OR of the CONN_* flags, or {@link CONN_INVALID}.
+ */
+export function parseConnection(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  text: string,
+  textBase: number,
+  tokens: string[],
+): number {
+  let flags = 0;
+  let p = start;
+  while (p < end) {
+    const c = buf[p];
+    if (c === 0x2c || isOws(c)) {
+      p++;
+      continue;
+    }
+    const t = p;
+    while (p < end && TCHAR[buf[p]] === 1) p++;
+    if (p === t) return CONN_INVALID;
+    // Well-known options become constant strings: no allocation, and the engine compares them by identity.
+    if (equalsLower(buf, t, p, L_CLOSE)) {
+      flags |= CONN_CLOSE;
+      tokens.push('close');
+    } else if (equalsLower(buf, t, p, L_KEEP_ALIVE)) {
+      flags |= CONN_KEEP_ALIVE;
+      tokens.push('keep-alive');
+    } else if (equalsLower(buf, t, p, L_UPGRADE)) {
+      flags |= CONN_UPGRADE;
+      tokens.push('upgrade');
+    } else {
+      tokens.push(text.slice(t - textBase, p - textBase).toLowerCase());
+    }
+    while (p < end && isOws(buf[p])) p++;
+    if (p < end && buf[p] !== 0x2c) return CONN_INVALID;
+  }
+  return flags;
+}
+
+/** Whether an Expect value is `100-continue` (any case), RFC 9110 §10.1.1. */
+export function isExpectContinue(buf: Uint8Array, start: number, end: number): boolean {
+  return equalsLower(buf, start, end, L_100_CONTINUE);
+}
+
+/**
+ * Whether `buf[start, end)` is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2) with a non-empty
+ * host of DNS-style characters (see REG_NAME in chars.ts) and, when present, a port of 1 to 5 digits up
+ * to 65535. `requirePort` is for CONNECT's
+ * authority-form. IP-literals are checked for their character set only (hex digits, `:` and `.`); IPvFuture
+ * and zone identifiers are rejected. `@` is not a reg-name character, so userinfo is rejected too.
+ */
+export function isValidAuthority(buf: Uint8Array, start: number, end: number, requirePort: boolean): boolean {
+  let p = start;
+  if (p < end && buf[p] === 0x5b) {
+    p++;
+    while (p < end && IP_LITERAL[buf[p]] === 1) p++;
+    if (p >= end || buf[p] !== 0x5d || p === start + 1) return false;
+    p++;
+  } else {
+    while (p < end && REG_NAME[buf[p]] === 1) p++;
+    if (p === start) return false;
+  }
+  if (p === end) return !requirePort;
+  if (buf[p] !== 0x3a) return false;
+  p++;
+  const digits = end - p;
+  if (digits < 1 || digits > 5) return false;
+  let port = 0;
+  for (; p < end; p++) {
+    const d = buf[p] - 0x30;
+    if (d < 0 || d > 9) return false;
+    port = port * 10 + d;
+  }
+  return port <= 65535;
+}
+
+/** Whether two byte ranges are equal ignoring ASCII letter case (for host names, RFC 3986 §6.2.2.1). */
+export function equalsIgnoringCase(buf: Uint8Array, a: number, aEnd: number, b: number, bEnd: number): boolean {
+  if (aEnd - a !== bEnd - b) return false;
+  for (let i = 0; a + i < aEnd; i++) {
+    let x = buf[a + i];
+    let y = buf[b + i];
+    if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+    if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+    if (x !== y) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether the OWS around a field value (between the colon at `colon` and the value at `[start, end)`, and
+ * after it up to the CR) holds an HTAB. Used for Content-Length and Transfer-Encoding only: llhttp, for one,
+ * rejects `Transfer-Encoding: chunked<HTAB>` but accepts `<HTAB>chunked`, and such tab games are a known
+ * TE.TE smuggling probe, so framing fields may only be padded with SP.
+ */
+export function framingOwsHasTab(buf: Uint8Array, colon: number, start: number, end: number): boolean {
+  for (let p = colon + 1; p < start; p++) if (buf[p] === HTAB) return true;
+  for (let p = end; buf[p] !== CR; p++) if (buf[p] === HTAB) return true;
+  return false;
+}

@@ -1,0 +1,253 @@
+/**
+ * Strict, incremental parsing of HTTP/1.1 response heads from upstreams (RFC 9112 §4, §6.3).
+ *
+ * @module
+ */
+
+import { latin1 } from './chars.ts';
+import {
+  CONN_CLOSE,
+  CONN_INVALID,
+  CONN_KEEP_ALIVE,
+  F_CONNECTION,
+  F_CONTENT_LENGTH,
+  F_TRANSFER_ENCODING,
+  F_UPGRADE,
+  fieldKind,
+  framingOwsHasTab,
+  isChunkedOnly,
+  parseConnection,
+  parseContentLength,
+} from './framing.ts';
+import {
+  FIELD_SLOTS,
+  type HeadProgress,
+  type HeadScanState,
+  PH_STATUS_VERSION,
+  SCAN,
+  SCAN_DONE,
+  SCAN_INCOMPLETE,
+  scanHead,
+} from './head-scanner.ts';
+import { HttpParseError } from './http-parse-error.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.ts';
+
+/**
+ * How a response body is delimited (RFC 9112 §6.3):
+ * - `none`: no body (HEAD request, 1xx, 204, 304); the next response starts at `consumed`.
+ * - `length`: `contentLength` bytes follow.
+ * - `chunked`: feed a ChunkedScanner.
+ * - `close`: the body runs until the upstream closes the connection (then `keepAlive` is false).
+ * - `tunnel`: after a 101, or a 2xx to CONNECT, the connection carries another protocol from `consumed` on.
+ */
+export type ResponseFraming = 'none' | 'length' | 'chunked' | 'close' | 'tunnel';
+
+const NO_TOKENS: readonly string[] = Object.freeze([]);
+
+/** A parsed, validated response head; the `ok` result of {@link parseResponseHead}. Stable shape. */
+export class ResponseHead {
+  /** Discriminant of the parse results. */
+  readonly kind: 'ok';
+  /** Bytes from `start` through the CRLF CRLF that ends the head; the body begins at `start + consumed`. */
+  consumed: number;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  versionMinor: number;
+  /** Status code, 100-599. */
+  status: number;
+  /** Reason phrase as sent (may be empty). */
+  reason: string;
+  /** Field lines in order as `[name0, value0, name1, value1, ...]`: names as sent, values without OWS. */
+  headers: string[];
+  /** How the body is delimited. */
+  framing: ResponseFraming;
+  /** The Content-Length, or -1 when there is none. Present on HEAD and 304 responses without a body. */
+  contentLength: number;
+  /** Whether Transfer-Encoding is `chunked` (the body is chunked when `framing` is `chunked`). */
+  chunked: boolean;
+  /**
+   * Whether the upstream connection may be reused after this response: HTTP/1.1 without `close`, or 1.0
+   * with `keep-alive`; never for `close` or `tunnel` framing.
+   */
+  keepAlive: boolean;
+  /** A 101 Switching Protocols: the connection becomes a tunnel after the head. */
+  upgrade: boolean;
+  /** A 1xx other than 101 (100 Continue, 103 Early Hints...): forward it and parse the next head. */
+  interim: boolean;
+  /** The Connection options, lowercased; shared and frozen when there are none. */
+  connectionTokens: readonly string[];
+
+  constructor() {
+    this.kind = 'ok';
+    this.consumed = 0;
+    this.versionMinor = 1;
+    this.status = 0;
+    this.reason = '';
+    this.headers = [];
+    this.framing = 'close';
+    this.contentLength = -1;
+    this.chunked = false;
+    this.keepAlive = true;
+    this.upgrade = false;
+    this.interim = false;
+    this.connectionTokens = NO_TOKENS;
+  }
+}
+
+/** What {@link parseResponseHead} returns; switch on `kind`. */
+export type ResponseHeadResult = ResponseHead | HeadProgress | HttpParseError;
+
+const ERR_CL_AND_TE = new HttpParseError('SY_UPS_BAD_FRAMING', 'both Content-Length and Transfer-Encoding');
+const ERR_CL_REPEATED = new HttpParseError('SY_UPS_BAD_FRAMING', 'more than one Content-Length field');
+const ERR_FRAMING_TAB = new HttpParseError(
+  'SY_UPS_BAD_FRAMING',
+  'HTAB around a Content-Length or Transfer-Encoding value',
+);
+const ERR_CL_INVALID = new HttpParseError('SY_UPS_BAD_FRAMING', 'Content-Length is not 1 to 15 digits');
+const ERR_TE = new HttpParseError('SY_UPS_BAD_FRAMING', 'Transfer-Encoding is not exactly chunked');
+const ERR_TE_HTTP10 = new HttpParseError('SY_UPS_BAD_FRAMING', 'Transfer-Encoding in an HTTP/1.0 response');
+const ERR_NO_BODY_FRAMING = new HttpParseError(
+  'SY_UPS_BAD_FRAMING',
+  'Transfer-Encoding, or a non-zero Content-Length, on a 1xx or 204 response (or Transfer-Encoding on a 304)',
+);
+const ERR_101_NO_UPGRADE = new HttpParseError('SY_UPS_BAD_RESPONSE_HEAD', '101 response without Upgrade');
+const ERR_CONNECTION = new HttpParseError('SY_UPS_BAD_RESPONSE_HEAD', 'Connection is not a list of tokens');
+
+/**
+ * Parses the response head at the start of `buf[start, end)`; incremental like `parseRequestHead`
+ * (same `incomplete` / `ok` / `error` results, same `resume`, limits enforced as soon as exceeded).
+ * Every error has status 502: the engine answers the client with it and never forwards the response.
+ *
+ * Choices (strict: an ambiguous response is an error, never forwarded):
+ * - Status line `HTTP/1.x SP 3DIGIT SP reason CRLF` (first digit 1-5); `HTTP/1.x SP 3DIGIT CRLF` without the
+ *   reason's SP is tolerated. No leading empty lines (RFC 9112 §2.2 only allows them before requests).
+ * - Field syntax and limits as for requests; Connection must be a list of tokens.
+ * - Both Content-Length and Transfer-Encoding, repeated or invalid Content-Length, Transfer-Encoding other
+ *   than exactly `chunked` (RFC 9112 §6.3 would read `gzip` alone as close-delimited; we refuse it), or
+ *   Transfer-Encoding in HTTP/1.0 are errors, also on responses that have no body.
+ * - 1xx and 204 must not carry Transfer-Encoding or a non-zero Content-Length (RFC 9110 §8.6,
+ *   `Content-Length: 0` is tolerated); 304 must not carry Transfer-Encoding. A 101 must carry Upgrade.
+ *
+ * @param requestMethod method of the request this answers: HEAD responses have no body, and a 2xx to
+ *   CONNECT opens a tunnel
+ */
+export function parseResponseHead(
+  buf: Buffer,
+  start: number,
+  end: number,
+  limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+  requestMethod = 'GET',
+  resume: HeadProgress | null = null,
+): ResponseHeadResult {
+  const st = SCAN;
+  st.begin(start, end, PH_STATUS_VERSION, resume, limits.maxHeaders);
+  let r = scanHead(buf, start, end, limits, st, true);
+  if (r === SCAN_INCOMPLETE) return st.progress(start, true);
+  if (r !== SCAN_DONE) return st.error!;
+  if (!st.fresh) {
+    st.begin(start, end, PH_STATUS_VERSION, null, limits.maxHeaders);
+    r = scanHead(buf, start, end, limits, st, true);
+  }
+  return buildResponse(buf, start, st, requestMethod);
+}
+
+function buildResponse(
+  buf: Buffer,
+  start: number,
+  st: HeadScanState,
+  requestMethod: string,
+): ResponseHead | HttpParseError {
+  const head = new ResponseHead();
+  const headEnd = st.headEnd;
+  // One decode, then substrings: see buildRequest in request-head.ts.
+  const text = latin1(buf, start, headEnd - 2);
+  const sc = st.statusStart;
+  const status = (buf[sc] - 0x30) * 100 + (buf[sc + 1] - 0x30) * 10 + (buf[sc + 2] - 0x30);
+  head.consumed = headEnd - start;
+  head.versionMinor = st.versionMinor;
+  head.status = status;
+  head.reason = text.slice(st.reasonStart - start, st.reasonEnd - start);
+
+  const fields = st.fields;
+  const n = st.fieldCount;
+  const headers = head.headers;
+  let clCount = 0;
+  let clValue = -1;
+  let teCount = 0;
+  let teChunked = false;
+  let connFlags = 0;
+  let hasUpgrade = false;
+  let tokens: string[] | null = null;
+
+  for (let i = 0; i < n; i++) {
+    const f = i * FIELD_SLOTS;
+    const ns = fields[f];
+    const ne = fields[f + 1];
+    const vs = fields[f + 2];
+    const ve = fields[f + 3];
+    headers.push(text.slice(ns - start, ne - start), text.slice(vs - start, ve - start));
+    switch (fieldKind(buf, ns, ne)) {
+      case F_CONTENT_LENGTH:
+        clCount++;
+        clValue = parseContentLength(buf, vs, ve);
+        if (clValue < 0) return ERR_CL_INVALID;
+        if (framingOwsHasTab(buf, ne, vs, ve)) return ERR_FRAMING_TAB;
+        break;
+      case F_TRANSFER_ENCODING:
+        teCount++;
+        if (framingOwsHasTab(buf, ne, vs, ve)) return ERR_FRAMING_TAB;
+        teChunked = isChunkedOnly(buf, vs, ve);
+        break;
+      case F_CONNECTION: {
+        if (tokens === null) tokens = [];
+        const flags = parseConnection(buf, vs, ve, text, start, tokens);
+        if (flags === CONN_INVALID) return ERR_CONNECTION;
+        connFlags |= flags;
+        break;
+      }
+      case F_UPGRADE:
+        hasUpgrade = true;
+        break;
+    }
+  }
+
+  if (clCount > 1) return ERR_CL_REPEATED;
+  if (teCount > 0) {
+    if (clCount > 0) return ERR_CL_AND_TE;
+    if (head.versionMinor === 0) return ERR_TE_HTTP10;
+    if (teCount > 1 || !teChunked) return ERR_TE;
+    head.chunked = true;
+  }
+  head.contentLength = clValue;
+  if (tokens !== null) head.connectionTokens = tokens;
+  let keepAlive = (connFlags & CONN_CLOSE) === 0 && (head.versionMinor === 1 || (connFlags & CONN_KEEP_ALIVE) !== 0);
+
+  if (status < 200 || status === 204) {
+    if (teCount > 0 || clValue > 0) return ERR_NO_BODY_FRAMING;
+    if (status === 101) {
+      if (!hasUpgrade) return ERR_101_NO_UPGRADE;
+      head.upgrade = true;
+      head.framing = 'tunnel';
+      keepAlive = false;
+    } else {
+      head.interim = status < 200;
+      head.framing = 'none';
+    }
+  } else if (status === 304) {
+    if (teCount > 0) return ERR_NO_BODY_FRAMING;
+    head.framing = 'none';
+  } else if (requestMethod === 'HEAD') {
+    head.framing = 'none';
+  } else if (requestMethod === 'CONNECT' && status < 300) {
+    head.framing = 'tunnel';
+    keepAlive = false;
+  } else if (head.chunked) {
+    head.framing = 'chunked';
+  } else if (clValue >= 0) {
+    head.framing = 'length';
+  } else {
+    head.framing = 'close';
+    keepAlive = false;
+  }
+  head.keepAlive = keepAlive;
+  return head;
+}

@@ -1,0 +1,817 @@
+/**
+ * Differential test of the HTTP/1.1 framing layer against Node's own llhttp-based server.
+ *
+ * Every case of a corpus of well-formed and malformed requests (request-smuggling patterns included, much
+ * of it generated combinatorially) is framed twice: by src/http/parser, and by a real node:http server on
+ * 127.0.0.1 that receives the bytes over a raw TCP connection and records what its handlers see (method,
+ * url, rawHeaders, body, rawTrailers) or that it rejected the bytes. The verdicts are compared message by
+ * message:
+ *
+ * - every message we accept, Node accepts at the same position and sees identically (method, target,
+ *   header names and values, body bytes, trailers); so we never accept what Node would frame differently;
+ * - when Node rejects a message, we reject it too (or an earlier one), unless the case is one of the
+ *   {@link EXCEPTIONS} below, where we accept something Node rejects that has only one reading.
+ *
+ * Node server settings: `insecureHTTPParser: false` (llhttp's strict mode, no lenient flags);
+ * `requireHostHeader: true` (HTTP/1.1 without Host is a 400, like ours); `joinDuplicateHeaders: false`
+ * (irrelevant: we compare `rawHeaders`, which keep duplicates as sent); `maxHeaderSize` equal to our
+ * `maxHeaderBytes`. Chunked bodies are compared after decoding our side with a small test-only decoder over
+ * the bytes the ChunkedScanner says belong to the body.
+ */
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import { ChunkedScanner, type HttpLimits, httpLimits, parseRequestHead } from '../src/http/parser/index.ts';
+
+const LIMITS: HttpLimits = httpLimits();
+
+interface Message {
+  method: string;
+  url: string;
+  rawHeaders: string[];
+  body: string;
+  trailers: string[];
+}
+
+/** How a byte stream ended: every message accepted, rejected, cut short, or handed over as a tunnel. */
+type End = 'clean' | 'closed' | 'error' | 'incomplete' | 'tunnel';
+
+interface Outcome {
+  messages: Message[];
+  end: End;
+  detail: string;
+}
+
+interface Case {
+  name: string;
+  bytes: Buffer;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Our side
+
+/** Test-only chunked decoder over bytes the scanner accepted: returns the data and the trailer fields. */
+function decodeChunked(buf: Buffer, start: number, end: number): { body: string; trailers: string[] } {
+  let p = start;
+  let body = '';
+  for (;;) {
+    const lineEnd = buf.indexOf('\r\n', p, 'latin1');
+    const line = buf.toString('latin1', p, lineEnd);
+    const size = Number.parseInt(line.split(';')[0], 16);
+    p = lineEnd + 2;
+    if (size === 0) break;
+    body += buf.toString('latin1', p, p + size);
+    p += size + 2;
+  }
+  const trailers: string[] = [];
+  for (;;) {
+    const lineEnd = buf.indexOf('\r\n', p, 'latin1');
+    if (lineEnd === p) break;
+    const line = buf.toString('latin1', p, lineEnd);
+    const colon = line.indexOf(':');
+    trailers.push(line.slice(0, colon), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
+    p = lineEnd + 2;
+  }
+  assert.equal(p + 2, end, 'decoder and scanner disagree on the end of the chunked body');
+  return { body, trailers };
+}
+
+function frameWithSwitchyard(buf: Buffer): Outcome {
+  const messages: Message[] = [];
+  const scanner = new ChunkedScanner(LIMITS);
+  let p = 0;
+  while (p < buf.length) {
+    const r = parseRequestHead(buf, p, buf.length, LIMITS);
+    if (r.kind === 'incomplete') return { messages, end: 'incomplete', detail: 'head' };
+    if (r.kind === 'error') return { messages, end: 'error', detail: `${r.status} ${r.code}: ${r.reason}` };
+    const message: Message = { method: r.method, url: r.target, rawHeaders: r.headers, body: '', trailers: [] };
+    const bodyStart = p + r.consumed;
+    if (r.upgrade || r.method === 'CONNECT') {
+      messages.push(message);
+      return { messages, end: 'tunnel', detail: '' };
+    }
+    let bodyEnd = bodyStart;
+    if (r.chunked) {
+      scanner.reset(LIMITS);
+      const n = scanner.scan(buf, bodyStart, buf.length);
+      if (n < 0) return { messages, end: 'error', detail: `${scanner.error!.code}: ${scanner.error!.reason}` };
+      if (!scanner.done) return { messages, end: 'incomplete', detail: 'chunked body' };
+      bodyEnd = bodyStart + n;
+      const decoded = decodeChunked(buf, bodyStart, bodyEnd);
+      assert.equal(decoded.body.length, scanner.bodyBytes);
+      message.body = decoded.body;
+      message.trailers = decoded.trailers;
+    } else if (r.contentLength > 0) {
+      bodyEnd = bodyStart + r.contentLength;
+      if (bodyEnd > buf.length) return { messages, end: 'incomplete', detail: 'body' };
+      message.body = buf.toString('latin1', bodyStart, bodyEnd);
+    }
+    messages.push(message);
+    p = bodyEnd;
+    if (!r.keepAlive) return { messages, end: 'closed', detail: '' };
+  }
+  return { messages, end: 'clean', detail: '' };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Node's side
+
+interface ConnRecord {
+  messages: Message[];
+  error: string;
+  tunnel: boolean;
+}
+
+let server: http.Server;
+let port = 0;
+const records = new Map<number, ConnRecord>();
+const serverSockets = new Set<net.Socket>();
+
+function recordFor(socket: net.Socket): ConnRecord {
+  let rec = records.get(socket.remotePort!);
+  if (rec === undefined) {
+    rec = { messages: [], error: '', tunnel: false };
+    records.set(socket.remotePort!, rec);
+  }
+  return rec;
+}
+
+function startServer(): Promise<void> {
+  server = http.createServer({
+    insecureHTTPParser: false,
+    requireHostHeader: true,
+    joinDuplicateHeaders: false,
+    maxHeaderSize: LIMITS.maxHeaderBytes,
+  });
+  server.on('connection', (socket: net.Socket) => {
+    serverSockets.add(socket);
+    socket.on('close', () => serverSockets.delete(socket));
+    recordFor(socket);
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const rec = recordFor(req.socket);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      rec.error ||= `body: ${err.code ?? err.message}`;
+    });
+    req.on('end', () => {
+      rec.messages.push({
+        method: req.method!,
+        url: req.url!,
+        rawHeaders: req.rawHeaders,
+        body: Buffer.concat(chunks).toString('latin1'),
+        trailers: req.rawTrailers,
+      });
+      res.end('ok');
+    });
+  });
+  const tunnel = (req: http.IncomingMessage, socket: net.Socket) => {
+    const rec = recordFor(socket);
+    rec.messages.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body: '', trailers: [] });
+    rec.tunnel = true;
+    socket.destroy();
+  };
+  server.on('upgrade', tunnel);
+  server.on('connect', tunnel);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    const rec = recordFor(socket);
+    rec.error ||= err.code ?? err.message;
+    socket.destroy();
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      port = (server.address() as net.AddressInfo).port;
+      resolve();
+    });
+  });
+}
+
+const clientSockets = new Set<net.Socket>();
+
+function frameWithNode(bytes: Buffer): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    clientSockets.add(socket);
+    const replies: Buffer[] = [];
+    let localPort = 0;
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    socket.on('connect', () => {
+      localPort = socket.localPort!;
+      socket.end(bytes);
+    });
+    socket.on('data', (d: Buffer) => replies.push(d));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      clientSockets.delete(socket);
+      // Let the server finish its side of the close before reading the record.
+      setImmediate(() => {
+        const rec = records.get(localPort) ?? { messages: [], error: 'no connection record', tunnel: false };
+        records.delete(localPort);
+        const reply = Buffer.concat(replies).toString('latin1');
+        // Interim 1xx replies (100 Continue) are not verdicts.
+        const statuses = [...reply.matchAll(/HTTP\/1\.[01] ([2-5]\d\d)/g)].map((m) => m[1]);
+        const refused = statuses.find((s) => s !== '200');
+        let end: End = 'clean';
+        let detail = '';
+        if (rec.tunnel) end = 'tunnel';
+        else if (rec.error !== '' || refused !== undefined) {
+          end = rec.error === 'HPE_INVALID_EOF_STATE' || rec.error === 'body: ECONNRESET' ? 'incomplete' : 'error';
+          detail = rec.error || `answered ${refused}`;
+        }
+        resolve({ messages: rec.messages, end, detail });
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The corpus
+
+const CRLF = '\r\n';
+const bin = (s: string): Buffer => Buffer.from(s, 'latin1');
+const request = (lines: string[], body = ''): Buffer => bin(lines.join(CRLF) + CRLF + CRLF + body);
+const CHUNKED_HELLO = `5${CRLF}hello${CRLF}0${CRLF}${CRLF}`;
+
+function buildCorpus(): Case[] {
+  const cases: Case[] = [];
+  const add = (name: string, bytes: Buffer | string) =>
+    cases.push({ name, bytes: typeof bytes === 'string' ? bin(bytes) : bytes });
+
+  // 1. Well-formed requests: methods x targets x versions x body framing.
+  const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
+  const targets = ['/', '/a/b/c.html', '/search?q=a+b&lang=en', '/%7Euser/', '/x?json={"a":[1,2]}|^', '/a;b=c/d'];
+  for (const m of methods) {
+    for (const t of targets) {
+      for (const v of ['1.1', '1.0']) {
+        const host = 'Host: example.com';
+        add(`valid ${m} ${t} HTTP/${v}`, request([`${m} ${t} HTTP/${v}`, host, 'User-Agent: corpus/1']));
+        add(`valid ${m} ${t} HTTP/${v} CL`, request([`${m} ${t} HTTP/${v}`, host, 'Content-Length: 5'], 'hello'));
+        if (v === '1.1') {
+          add(
+            `valid ${m} ${t} chunked`,
+            request([`${m} ${t} HTTP/${v}`, host, 'Transfer-Encoding: chunked'], CHUNKED_HELLO),
+          );
+        }
+      }
+    }
+  }
+  add('asterisk OPTIONS', request(['OPTIONS * HTTP/1.1', 'Host: example.com']));
+  add('asterisk GET', request(['GET * HTTP/1.1', 'Host: example.com']));
+  add('absolute-form', request(['GET http://example.com/a?b HTTP/1.1', 'Host: example.com']));
+  add('absolute-form https', request(['GET https://example.com:8443/ HTTP/1.1', 'Host: example.com:8443']));
+  add('absolute-form empty path', request(['GET http://example.com HTTP/1.1', 'Host: example.com']));
+  add('absolute-form host mismatch', request(['GET http://evil.com/ HTTP/1.1', 'Host: example.com']));
+  add('absolute-form userinfo', request(['GET http://u:p@example.com/ HTTP/1.1', 'Host: example.com']));
+  add('absolute-form ftp', request(['GET ftp://example.com/ HTTP/1.1', 'Host: example.com']));
+  add('authority-form CONNECT', request(['CONNECT example.com:443 HTTP/1.1', 'Host: example.com:443']));
+  add('authority-form GET', request(['GET example.com:443 HTTP/1.1', 'Host: example.com']));
+  add('CONNECT origin-form', request(['CONNECT / HTTP/1.1', 'Host: example.com']));
+  add('CONNECT no port', request(['CONNECT example.com HTTP/1.1', 'Host: example.com']));
+
+  // 2. The request line.
+  const lines = [
+    'GET  / HTTP/1.1',
+    'GET /  HTTP/1.1',
+    'GET\t/ HTTP/1.1',
+    'GET /\tHTTP/1.1',
+    ' GET / HTTP/1.1',
+    'GET / HTTP/1.1 ',
+    'GET / http/1.1',
+    'GET / HTTP/1.2',
+    'GET / HTTP/2.0',
+    'GET / HTTP/0.9',
+    'GET / HTTP/1',
+    'GET / HTTP/1.10',
+    'GET / HTTP/11',
+    'GET / HTTPS/1.1',
+    'GET /',
+    'GET',
+    '/ HTTP/1.1',
+    'GET  HTTP/1.1',
+    'get / HTTP/1.1',
+    'G=T / HTTP/1.1',
+    'GE T / HTTP/1.1',
+    'GET /a b HTTP/1.1',
+    'GET /a\x00b HTTP/1.1',
+    'GET /a\x7fb HTTP/1.1',
+    'GET /a\x80b HTTP/1.1',
+    'GET /\xe9 HTTP/1.1',
+    'GET /a#frag HTTP/1.1',
+    'GET /a\x01 HTTP/1.1',
+    'GET a HTTP/1.1',
+    'GET ?a HTTP/1.1',
+    'GET / HTTP/1.1 extra',
+    'FOO / HTTP/1.1',
+    'PROPFIND / HTTP/1.1',
+    'MKCOL /d HTTP/1.1',
+    'PURGE / HTTP/1.1',
+    `${'X'.repeat(33)} / HTTP/1.1`,
+    'GET /\\ HTTP/1.1',
+    'GET /"<>` HTTP/1.1',
+    'GET // HTTP/1.1',
+  ];
+  for (const line of lines) add(`request line ${JSON.stringify(line)}`, request([line, 'Host: example.com']));
+  add('leading CRLF', `\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n`);
+  add('leading LF', `\nGET / HTTP/1.1\r\nHost: a\r\n\r\n`);
+  add('leading CR', `\rGET / HTTP/1.1\r\nHost: a\r\n\r\n`);
+  add('leading space line', ` \r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n`);
+
+  // 3. Line endings: each CRLF of a request with a body replaced in turn.
+  const base = ['POST /p HTTP/1.1', 'Host: example.com', 'Content-Length: 5', 'X-A: b'];
+  const ends = ['\n', '\r', '\r\r\n', '\n\r', '\r \n', '\r\n\r'];
+  for (let k = 0; k <= base.length; k++) {
+    for (const e of ends) {
+      const text = `${base.map((l, i) => l + (i === k ? e : CRLF)).join('') + (k === base.length ? e : CRLF)}hello`;
+      add(`line ending ${JSON.stringify(e)} at line ${k}`, text);
+    }
+  }
+
+  // 4. Field names.
+  const names = [
+    'X-Test',
+    'x-test',
+    "X!#$%&'*+-.^_`|~9",
+    'X Test',
+    'X\tTest',
+    'X(Test',
+    'X)Test',
+    'X/Test',
+    'X@Test',
+    'X[Test',
+    'X]Test',
+    'X{Test',
+    'X}Test',
+    'X"Test',
+    'X,Test',
+    'X;Test',
+    'X=Test',
+    'X?Test',
+    'X\\Test',
+    'X\x00Test',
+    'X\x7fTest',
+    'X\x80Test',
+    'X\xffTest',
+    'X-Test ',
+    'X-Test\t',
+    ' X-Test',
+    '\tX-Test',
+    '',
+    'X<Test',
+    'X>Test',
+    'X\x01Test',
+  ];
+  for (const n of names) add(`field name ${JSON.stringify(n)}`, request(['GET / HTTP/1.1', 'Host: a', `${n}: v`]));
+  add('field line without colon', request(['GET / HTTP/1.1', 'Host: a', 'X-Test v']));
+
+  // 5. Field values.
+  const values = [
+    '',
+    ' ',
+    'a',
+    ' a',
+    'a ',
+    '\ta\t',
+    '  a  b  ',
+    'a\x00b',
+    '\x00',
+    'a\x01b',
+    'a\x08b',
+    'a\x0bb',
+    'a\x0cb',
+    'a\x1bb',
+    'a\x1fb',
+    'a\x7fb',
+    'a\x80b',
+    '\xe9t\xe9',
+    '\xff',
+    'a\rb',
+    'a\r b',
+    '"quoted"',
+    'a,b;c=d',
+    'x'.repeat(4000),
+  ];
+  for (const v of values)
+    add(
+      `field value ${JSON.stringify(v.slice(0, 20))} (${v.length})`,
+      request(['GET / HTTP/1.1', 'Host: a', `X-Test:${v}`]),
+    );
+  add('obs-fold', request(['GET / HTTP/1.1', 'Host: a', 'X-Test: a', ' b']));
+  add('obs-fold tab', request(['GET / HTTP/1.1', 'Host: a', 'X-Test: a', '\tb']));
+  add('obs-fold first line', request(['GET / HTTP/1.1', ' Host: a']));
+
+  // 6. Content-Length.
+  const cls = [
+    '5',
+    '05',
+    '0005',
+    '+5',
+    '-5',
+    ' 5',
+    '5 ',
+    '\t5\t',
+    '5,5',
+    '5, 5',
+    '5 5',
+    '0x5',
+    '5.0',
+    '5e0',
+    '',
+    'five',
+    '99999999999999999999',
+    '4',
+    '6',
+    '0',
+    '1\x005',
+  ];
+  for (const v of cls)
+    add(`Content-Length ${JSON.stringify(v)}`, request(['POST / HTTP/1.1', 'Host: a', `Content-Length:${v}`], 'hello'));
+  for (const n of [
+    'Content-Length',
+    'content-length',
+    'CONTENT-LENGTH',
+    'Content-Length ',
+    'Content-Length\t',
+    'Content_Length',
+    ' Content-Length',
+  ]) {
+    add(`CL name ${JSON.stringify(n)}`, request(['POST / HTTP/1.1', 'Host: a', `${n}: 5`], 'hello'));
+  }
+  add('duplicate CL equal', request(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Content-Length: 5'], 'hello'));
+  add(
+    'duplicate CL different',
+    request(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Content-Length: 6'], 'hello!'),
+  );
+  add('duplicate CL case', request(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'content-length: 5'], 'hello'));
+  add('CL body short', request(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 10'], 'hello'));
+  add('CL on GET', request(['GET / HTTP/1.1', 'Host: a', 'Content-Length: 5'], 'hello'));
+  add(
+    'CL extra bytes become a request',
+    request(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 5'], 'helloGET /2 HTTP/1.1\r\nHost: a\r\n\r\n'),
+  );
+
+  // 7. Transfer-Encoding values and names, alone and with Content-Length (CL.TE and TE.CL).
+  const tes = [
+    'chunked',
+    'Chunked',
+    'CHUNKED',
+    ' chunked',
+    'chunked ',
+    '\tchunked',
+    'chunked\t',
+    'xchunked',
+    'chunkedx',
+    'chunked, chunked',
+    'gzip, chunked',
+    'chunked, gzip',
+    'identity',
+    'identity, chunked',
+    'gzip',
+    ',chunked',
+    'chunked,',
+    'chunked;q=1',
+    '"chunked"',
+    'chunk',
+    'chu nked',
+    'chunked\x00',
+    'deflate,chunked',
+    ', chunked',
+    'x, chunked',
+    'chunked , chunked',
+    'ch\xfcnked',
+    'chunked\x0b',
+    '',
+  ];
+  for (const v of tes) {
+    add(`TE ${JSON.stringify(v)}`, request(['POST / HTTP/1.1', 'Host: a', `Transfer-Encoding:${v}`], CHUNKED_HELLO));
+    add(
+      `CL.TE ${JSON.stringify(v)}`,
+      request(['POST / HTTP/1.1', 'Host: a', 'Content-Length: 6', `Transfer-Encoding:${v}`], '0\r\n\r\nG'),
+    );
+    add(
+      `TE.CL ${JSON.stringify(v)}`,
+      request(
+        ['POST / HTTP/1.1', 'Host: a', `Transfer-Encoding:${v}`, 'Content-Length: 3'],
+        '8\r\nSMUGGLED\r\n0\r\n\r\n',
+      ),
+    );
+  }
+  const teNames = [
+    'Transfer-Encoding',
+    'transfer-encoding',
+    'TRANSFER-ENCODING',
+    'Transfer-Encoding ',
+    'Transfer-Encoding\t',
+    ' Transfer-Encoding',
+    'Transfer_Encoding',
+    'Transfer-Encodin',
+    'X-Transfer-Encoding',
+    'Transfer-Encoding\x0b',
+  ];
+  for (const n of teNames)
+    add(
+      `TE name ${JSON.stringify(n)}`,
+      request(['POST / HTTP/1.1', 'Host: a', `${n}: chunked`, 'Content-Length: 5'], 'hello'),
+    );
+  add(
+    'TE twice',
+    request(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'], CHUNKED_HELLO),
+  );
+  add(
+    'TE gzip then chunked lines',
+    request(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: gzip', 'Transfer-Encoding: chunked'], CHUNKED_HELLO),
+  );
+  add(
+    'TE chunked then identity lines',
+    request(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Transfer-Encoding: identity'], CHUNKED_HELLO),
+  );
+  add('TE obs-fold', request(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding:', ' chunked'], CHUNKED_HELLO));
+  add('TE in HTTP/1.0', request(['POST / HTTP/1.0', 'Host: a', 'Transfer-Encoding: chunked'], CHUNKED_HELLO));
+  add(
+    'TE in HTTP/1.0 keep-alive',
+    request(['POST / HTTP/1.0', 'Host: a', 'Connection: keep-alive', 'Transfer-Encoding: chunked'], CHUNKED_HELLO),
+  );
+  add('TE on GET', request(['GET / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], CHUNKED_HELLO));
+  const smuggled = 'GET /admin HTTP/1.1\r\nHost: a\r\n\r\n';
+  add(
+    'CL.TE smuggle',
+    request(
+      ['POST / HTTP/1.1', 'Host: a', `Content-Length: ${5 + smuggled.length}`, 'Transfer-Encoding: chunked'],
+      `0\r\n\r\n${smuggled}`,
+    ),
+  );
+  add(
+    'TE.CL smuggle',
+    request(
+      ['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Content-Length: 4'],
+      `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`,
+    ),
+  );
+
+  // 8. Chunked bodies.
+  const chunkBodies = [
+    '5\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n',
+    '0\r\n\r\n',
+    '005\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhello\r\n000\r\n\r\n',
+    'A\r\n0123456789\r\n0\r\n\r\n',
+    'a\r\n0123456789\r\n0\r\n\r\n',
+    '0x5\r\nhello\r\n0\r\n\r\n',
+    '+5\r\nhello\r\n0\r\n\r\n',
+    '-5\r\nhello\r\n0\r\n\r\n',
+    ' 5\r\nhello\r\n0\r\n\r\n',
+    '5 \r\nhello\r\n0\r\n\r\n',
+    '5\t\r\nhello\r\n0\r\n\r\n',
+    '5;\r\nhello\r\n0\r\n\r\n',
+    '5;a\r\nhello\r\n0\r\n\r\n',
+    '5;a=b\r\nhello\r\n0\r\n\r\n',
+    '5;a="b c"\r\nhello\r\n0\r\n\r\n',
+    '5;a="b\\"c"\r\nhello\r\n0\r\n\r\n',
+    '5;a="unterminated\r\nhello\r\n0\r\n\r\n',
+    '5 ;a=b\r\nhello\r\n0\r\n\r\n',
+    '5; a=b\r\nhello\r\n0\r\n\r\n',
+    '5;a = b\r\nhello\r\n0\r\n\r\n',
+    '5;a;b;c=d\r\nhello\r\n0\r\n\r\n',
+    '5;;\r\nhello\r\n0\r\n\r\n',
+    '5;=v\r\nhello\r\n0\r\n\r\n',
+    '5;a=\r\nhello\r\n0\r\n\r\n',
+    '5;a=b,c\r\nhello\r\n0\r\n\r\n',
+    '5;a\x00\r\nhello\r\n0\r\n\r\n',
+    '5;a=b\nhello\r\n0\r\n\r\n',
+    '5\nhello\r\n0\r\n\r\n',
+    '5\r\nhello\n0\r\n\r\n',
+    '5\r\nhello0\r\n\r\n',
+    '5\r\nhelloXX\r\n0\r\n\r\n',
+    '5\r\nhell\r\n0\r\n\r\n',
+    '5\r\nhello\r\n0\r\n',
+    '5\r\nhello\r\n0\r\n\n',
+    '5\r\nhello\r\n0\n\r\n',
+    'fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n',
+    'ffffffffffffffff\r\nhello\r\n0\r\n\r\n',
+    '0000000000000000005\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T: v\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T: v\r\nY: w\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX T: v\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T : v\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T: v\x00\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T: v\r\n w\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T v\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX-T: v\n\r\n',
+    '5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n',
+    '5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n',
+    '5\r\nhello\r\n0\r\nHost: b\r\n\r\n',
+    '5\r\nhello\r\n0\r\nConnection: close\r\n\r\n',
+    '5\r\nhello\r\n0\r\nHostx: b\r\n\r\n',
+    '5\r\nhello\r\n0\r\ncontent-LENGTH: 5\r\n\r\n',
+    '5\r\nhello\r\n0\r\nContent-Lengthy: 5\r\n\r\n',
+    '5\r\n\r\n\r\n\r\n0\r\n\r\n',
+    'g\r\nhello\r\n0\r\n\r\n',
+    '\r\n5\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhello\r\n0;ext=1\r\n\r\n',
+    '5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n',
+    '5\r\rhello\r\n0\r\n\r\n',
+    '1;a="\x7f"\r\nx\r\n0\r\n\r\n',
+    '1;a="\t"\r\nx\r\n0\r\n\r\n',
+    '1;a="\xe9"\r\nx\r\n0\r\n\r\n',
+    '1;\xe9\r\nx\r\n0\r\n\r\n',
+  ];
+  for (const b of chunkBodies)
+    add(`chunked body ${JSON.stringify(b)}`, request(['POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked'], b));
+
+  // 9. Host.
+  const hosts = [
+    'example.com',
+    'EXAMPLE.com',
+    'example.com:8080',
+    'example.com:',
+    '127.0.0.1',
+    '[::1]',
+    '[::1]:8080',
+    '[::1',
+    'exa mple.com',
+    'example.com:99999',
+    'example.com:80a',
+    'a@b',
+    'a/b',
+    'example.com, other.com',
+    '',
+    'a\x00b',
+    'xn--bcher-kva.example',
+    'under_score.example',
+    '%41.example',
+  ];
+  for (const h of hosts) add(`Host ${JSON.stringify(h)}`, request(['GET / HTTP/1.1', `Host: ${h}`]));
+  add('Host missing 1.1', request(['GET / HTTP/1.1', 'X: y']));
+  add('Host missing 1.0', request(['GET / HTTP/1.0', 'X: y']));
+  add('Host twice', request(['GET / HTTP/1.1', 'Host: a', 'Host: b']));
+  add('Host twice same', request(['GET / HTTP/1.1', 'Host: a', 'Host: a']));
+
+  // 10. Connection, Upgrade, Expect, keep-alive and pipelining.
+  add('Connection close', request(['GET / HTTP/1.1', 'Host: a', 'Connection: close']));
+  add(
+    'Connection close then pipelined',
+    bin(
+      `${request(['GET / HTTP/1.1', 'Host: a', 'Connection: close']).toString('latin1')}GET /2 HTTP/1.1\r\nHost: a\r\n\r\n`,
+    ),
+  );
+  add('Connection list', request(['GET / HTTP/1.1', 'Host: a', 'Connection: keep-alive, X-Foo', 'X-Foo: 1']));
+  add('Connection invalid', request(['GET / HTTP/1.1', 'Host: a', 'Connection: close;x']));
+  add('Upgrade websocket', request(['GET /ws HTTP/1.1', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket']));
+  add('Upgrade header only', request(['GET / HTTP/1.1', 'Host: a', 'Upgrade: websocket']));
+  add(
+    'Expect 100-continue',
+    request(['POST / HTTP/1.1', 'Host: a', 'Expect: 100-continue', 'Content-Length: 5'], 'hello'),
+  );
+  add('HTTP/1.0 keep-alive pipelined', `GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n`);
+  add(
+    'pipelined three',
+    `GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiGET /3 HTTP/1.1\r\nHost: a\r\n\r\n`,
+  );
+  add(
+    'pipelined CRLF between',
+    `POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n`,
+  );
+  add(
+    'pipelined chunked then bad',
+    `POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /2 HTTP/1.1\nHost: a\r\n\r\n`,
+  );
+
+  // 11. Limits.
+  add('URI at the limit', request([`GET /${'a'.repeat(LIMITS.maxUriBytes - 1)} HTTP/1.1`, 'Host: a']));
+  add('URI over the limit', request([`GET /${'a'.repeat(LIMITS.maxUriBytes)} HTTP/1.1`, 'Host: a']));
+  const many = (n: number) => Array.from({ length: n }, (_, i) => `X-${i}: ${i}`);
+  add('100 fields', request(['GET / HTTP/1.1', 'Host: a', ...many(99)]));
+  add('101 fields', request(['GET / HTTP/1.1', 'Host: a', ...many(100)]));
+  add('head over 16 KiB', request(['GET / HTTP/1.1', 'Host: a', `X-Big: ${'b'.repeat(LIMITS.maxHeaderBytes)}`]));
+  add(
+    'head just under 16 KiB',
+    request(['GET / HTTP/1.1', 'Host: a', `X-Big: ${'b'.repeat(LIMITS.maxHeaderBytes - 200)}`]),
+  );
+
+  // 12. Combinatorial smuggling: obfuscated TE field lines x framing companions.
+  const teLines = [
+    'Transfer-Encoding: chunked',
+    'Transfer-Encoding : chunked',
+    'Transfer-Encoding:\tchunked',
+    'Transfer-Encoding: xchunked',
+    'Transfer-Encoding:\x0bchunked',
+    'Transfer-Encoding: chunked\x00',
+    'Transfer-Encoding\r\n : chunked',
+    'Transfer-Encoding: chunked, identity',
+    'Transfer-Encoding: identity',
+  ];
+  const companions: [string, string[], string][] = [
+    ['alone', [], CHUNKED_HELLO],
+    ['CL before', ['Content-Length: 4'], '5\r\nhello\r\n0\r\n\r\n'],
+    ['CL after', [], '5\r\nhello\r\n0\r\n\r\n'],
+    ['second TE plain', ['Transfer-Encoding: chunked'], CHUNKED_HELLO],
+  ];
+  for (const te of teLines) {
+    for (const [label, extra, body] of companions) {
+      const fieldsList = label === 'CL after' ? [te, 'Content-Length: 4'] : [...extra, te];
+      add(`smuggle ${JSON.stringify(te)} ${label}`, request(['POST / HTTP/1.1', 'Host: a', ...fieldsList], body));
+    }
+  }
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Documented exceptions: messages we accept although Node rejects them. Each must have exactly one reading.
+
+interface Exception {
+  why: string;
+  applies: (c: Case, node: Outcome) => boolean;
+}
+
+const EXCEPTIONS: Exception[] = [
+  {
+    why:
+      'extension methods: any RFC 9110 token is a method (case-sensitive, so `get` is not `GET`); llhttp only ' +
+      'knows a fixed list. The method does not take part in request framing, so there is one reading.',
+    applies: (c, node) =>
+      node.detail === 'HPE_INVALID_METHOD' && /^[A-Za-z]+ \//.test(c.bytes.toString('latin1', 0, 40)),
+  },
+];
+
+// ---------------------------------------------------------------------------------------------------------
+
+function compare(c: Case, ours: Outcome, node: Outcome): string | null {
+  const k = Math.min(ours.messages.length, node.messages.length);
+  for (let i = 0; i < k; i++) {
+    try {
+      assert.deepEqual(ours.messages[i], node.messages[i]);
+    } catch {
+      return `message ${i} differs:\n  ours ${JSON.stringify(ours.messages[i])}\n  node ${JSON.stringify(node.messages[i])}`;
+    }
+  }
+  if (ours.end === 'closed' || ours.end === 'tunnel') {
+    if (node.messages.length >= ours.messages.length) return null;
+  }
+  if (ours.messages.length > node.messages.length) {
+    return `we accepted message ${node.messages.length} (${ours.end}) that Node did not: node ${node.end} ${node.detail}`;
+  }
+  if (ours.messages.length === node.messages.length && ours.end === 'clean' && node.end !== 'clean') {
+    return `we ended clean, node ${node.end} ${node.detail}`;
+  }
+  void c;
+  return null;
+}
+
+before(startServer);
+after(async () => {
+  for (const s of clientSockets) s.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+test('framing agrees with Node (llhttp) on the request corpus', async () => {
+  const corpus = buildCorpus();
+  const results: { c: Case; ours: Outcome; node: Outcome }[] = [];
+  const queue = [...corpus];
+  const worker = async () => {
+    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+      results.push({ c, ours: frameWithSwitchyard(c.bytes), node: await frameWithNode(c.bytes) });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+
+  let oursAccepted = 0;
+  let nodeAccepted = 0;
+  let bothRejected = 0;
+  let stricter = 0;
+  const exceptionsUsed = new Map<string, string[]>();
+  const violations: string[] = [];
+  for (const { c, ours, node } of results) {
+    const oursOk = ours.end === 'clean' || ours.end === 'closed' || ours.end === 'tunnel';
+    const nodeOk = node.end === 'clean' || node.end === 'tunnel';
+    if (oursOk) oursAccepted++;
+    if (nodeOk) nodeAccepted++;
+    if (!oursOk && !nodeOk) bothRejected++;
+    if (!oursOk && nodeOk) stricter++;
+    if (process.env.HTTP_DIFF_DUMP) {
+      console.log(
+        `${oursOk ? 'ACCEPT' : 'reject'} ${nodeOk ? 'ACCEPT' : 'reject'} ${c.name} | ${ours.detail} | ${node.detail}`,
+      );
+    }
+    const problem = compare(c, ours, node);
+    if (problem === null) continue;
+    const exception = EXCEPTIONS.find((e) => e.applies(c, node));
+    if (exception !== undefined) {
+      exceptionsUsed.set(exception.why, [...(exceptionsUsed.get(exception.why) ?? []), c.name]);
+      continue;
+    }
+    violations.push(`${c.name}: ${problem}\n  ours: ${ours.end} ${ours.detail}`);
+  }
+  console.log(
+    `http differential: ${corpus.length} cases; switchyard accepted ${oursAccepted}, rejected ${corpus.length - oursAccepted}; ` +
+      `node accepted ${nodeAccepted}; both rejected ${bothRejected}; only switchyard rejected ${stricter}; ` +
+      `documented exceptions used ${[...exceptionsUsed.values()].reduce((n, v) => n + v.length, 0)}`,
+  );
+  for (const [why, names] of exceptionsUsed) console.log(`  exception (${names.length}): ${why}`);
+  assert.ok(corpus.length >= 300, 'the corpus should hold several hundred cases');
+  assert.deepEqual(violations, []);
+});
