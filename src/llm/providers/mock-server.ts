@@ -28,9 +28,9 @@ const CREATED = 1_700_000_000;
 export interface MockCounters {
   /** Requests received (every endpoint). */
   requests: number;
-  /** Responses the client abandoned before they were complete. */
+  /** Responses the client abandoned before the mock ended them. */
   disconnects: number;
-  /** Responses in progress now. */
+  /** Responses received and not yet ended by the mock (or abandoned by the client). */
   inFlight: number;
   /** Most responses in progress at once since start (or the last `resetCounters`). */
   maxInFlight: number;
@@ -66,6 +66,7 @@ export class MockLlmServer {
   #sockets = new Set<Socket>();
   #timers = new Set<NodeJS.Timeout>();
   #faults: MockFault[] = [];
+  #settled = new WeakSet<ServerResponse>();
   #url = '';
 
   constructor(config: MockConfigInput = {}) {
@@ -120,17 +121,31 @@ export class MockLlmServer {
     this.counters.inFlight++;
     if (this.counters.inFlight > this.counters.maxInFlight) this.counters.maxInFlight = this.counters.inFlight;
     res.once('close', () => {
-      this.counters.inFlight--;
-      if (!res.writableFinished) this.counters.disconnects++;
+      if (this.#settled.has(res)) return;
+      this.counters.disconnects++;
+      this.#settle(res);
     });
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => {
       this.#route(req, res, Buffer.concat(chunks)).catch((error: Error) => {
         if (!res.headersSent) this.#sendError(res, 500, 'server_error', `mock failed: ${error.message}`, 0);
-        else res.destroy();
+        else {
+          this.#settle(res);
+          res.destroy();
+        }
       });
     });
+  }
+
+  /**
+   * Counts a response as done the moment the mock ends it (or drops it on purpose), before the
+   * client can see the end: in-flight counts then never lag behind what the client observes.
+   */
+  #settle(res: ServerResponse): void {
+    if (this.#settled.has(res)) return;
+    this.#settled.add(res);
+    this.counters.inFlight--;
   }
 
   async #route(req: IncomingMessage, res: ServerResponse, raw: Buffer): Promise<void> {
@@ -346,9 +361,13 @@ export class MockLlmServer {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(payload.length) });
     if (s?.fault === 'cut' || s?.fault === 'stall') {
       res.write(payload.subarray(0, payload.length >> 1));
-      if (s.fault === 'cut') res.socket?.destroySoon();
+      if (s.fault === 'cut') {
+        this.#settle(res);
+        res.socket?.destroySoon();
+      }
       return;
     }
+    this.#settle(res);
     res.end(payload);
   }
 
@@ -367,6 +386,7 @@ export class MockLlmServer {
     };
     if (status === 429 || status === 503) headers['retry-after'] = String(retryAfterS);
     res.writeHead(status, headers);
+    this.#settle(res);
     res.end(payload);
   }
 
@@ -394,10 +414,12 @@ export class MockLlmServer {
     if (s.fault === 'cut') {
       // destroySoon flushes what was written first: the client sees the events, then a
       // connection that dies mid-body.
+      this.#settle(res);
       res.socket?.destroySoon();
       return;
     }
     if (s.fault === 'stall') return;
+    this.#settle(res);
     res.end();
   }
 
