@@ -6,6 +6,8 @@
  * checks that the two agree.
  */
 
+import { HTTP_PARSE_ERRORS } from './http/parser/http-parse-error.ts';
+
 /** One entry of the registry. */
 export interface ErrorSpec {
   /** HTTP status sent to a client when the error ends an HTTP exchange, or 0 when none applies. */
@@ -48,6 +50,37 @@ export const ERRORS = {
   },
   SY_L4_NO_TARGET: { status: 502, retryable: true, message: 'every target of route {route} failed' },
   SY_L4_IDLE_TIMEOUT: { status: 0, retryable: false, message: 'connection idle for {timeoutMs} ms' },
+  SY_HTTP_CONNECT: {
+    status: 405,
+    retryable: false,
+    message: 'CONNECT is not supported: Switchyard is a reverse proxy',
+  },
+  SY_HTTP_HEAD_TIMEOUT: {
+    status: 408,
+    retryable: false,
+    message: 'request head not complete within http.headTimeoutMs',
+  },
+  SY_UPS_CONNECT_TIMEOUT: { status: 502, retryable: true, message: 'connect to the upstream timed out' },
+  SY_UPS_UNAVAILABLE: { status: 502, retryable: true, message: 'no target of the route could be reached' },
+  SY_UPS_POOL_FULL: {
+    status: 503,
+    retryable: true,
+    message: 'every upstream connection is busy and the queue is full',
+  },
+  SY_UPS_POOL_TIMEOUT: { status: 503, retryable: true, message: 'no upstream connection became free in time' },
+  SY_UPS_POOL_CLOSED: { status: 502, retryable: true, message: 'the upstream pool was closed (reload or shutdown)' },
+  SY_UPS_RESET: { status: 502, retryable: true, message: 'the upstream closed the connection before responding' },
+  SY_UPS_RESPONSE_TIMEOUT: {
+    status: 504,
+    retryable: true,
+    message: 'no response head from the upstream within the response timeout',
+  },
+  SY_UPS_UNEXPECTED_UPGRADE: {
+    status: 502,
+    retryable: false,
+    message: 'the upstream switched protocols without being asked',
+  },
+  SY_LLM_LENGTH_REQUIRED: { status: 411, retryable: false, message: 'LLM requests need a Content-Length body' },
   SY_ADMIN_SHUTDOWN: { status: 503, retryable: true, message: 'proxy is shutting down' },
   SY_LLM_BAD_REQUEST: { status: 400, retryable: false, message: 'invalid request: {detail}' },
   SY_LLM_UNKNOWN_MODEL: {
@@ -97,6 +130,7 @@ export const ERRORS = {
     retryable: false,
     message: 'provider {provider} sent a response larger than {limitBytes} bytes',
   },
+  ...HTTP_PARSE_ERRORS,
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A registered error code. */

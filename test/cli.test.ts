@@ -124,17 +124,36 @@ test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', as
   }
 });
 
-test('the quick start config answers curl http://127.0.0.1:8080/', async () => {
+/** GET over a fresh connection: status, headers and body. */
+function httpGet(
+  port: number,
+  path: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    }).on('error', reject);
+  });
+}
+
+test('the quick start config: hello through the HTTP engine, respond, redirect and the mock LLM', async () => {
   const { child } = await startCli(join(root, 'examples/quickstart.yaml'));
   try {
-    const body = await new Promise<string>((resolve, reject) => {
-      get({ host: '127.0.0.1', port: 8080, path: '/', agent: false }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve(text));
-      }).on('error', reject);
-    });
-    assert.equal(body, 'hello from switchyard\n');
+    const hello = await httpGet(8080, '/');
+    assert.equal(hello.body, 'hello from switchyard\n');
+    assert.match(String(hello.headers['x-request-id']), /^[0-9a-f]{12}-\w+$/);
+    const about = await httpGet(8080, '/about');
+    assert.match(about.body, /^Switchyard: /);
+    const home = await httpGet(8080, '/home');
+    assert.equal(home.status, 302);
+    assert.equal(home.headers.location, 'http://127.0.0.1:8080/about');
+    const models = JSON.parse((await httpGet(8080, '/v1/models')).body);
+    assert.deepEqual(
+      models.data.map((m: { id: string }) => m.id),
+      ['chat', 'fast', 'embed'],
+    );
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');

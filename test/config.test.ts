@@ -115,3 +115,17 @@ test('docs/config.md and docs/errors.md are generated from the schema and regist
   assert.equal(await readFile(new URL('docs/config.md', root), 'utf8'), renderConfigDoc(), 'run `npm run docs`');
   assert.equal(await readFile(new URL('docs/errors.md', root), 'utf8'), renderErrorsDoc(), 'run `npm run docs`');
 });
+
+test('every SY_* code the source uses is in the registry', async () => {
+  const { ERRORS } = await import('../src/errors.ts');
+  const { readdir } = await import('node:fs/promises');
+  const root = new URL('../src/', import.meta.url);
+  const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+  const missing = new Set<string>();
+  for (const file of files) {
+    const text = await readFile(new URL(file, root), 'utf8');
+    for (const [, code] of text.matchAll(/'(SY_[A-Z0-9]+_[A-Z0-9_]*[A-Z0-9])'/g))
+      if (!(code in ERRORS)) missing.add(`${code} (${file})`);
+  }
+  assert.deepEqual([...missing], []);
+});

@@ -24,7 +24,7 @@ async function version(): Promise<string> {
 function fail(error: unknown): never {
   const message = error instanceof SwitchyardError ? `${error.code}: ${error.message}` : String(error);
   process.stderr.write(`switchyard: ${message}\n`);
-  process.exit(error instanceof SwitchyardError && error.code.startsWith('SY_CFG') ? 2 : 1);
+  process.exit(error instanceof SwitchyardError && error.code.startsWith('SY_CFG_') ? 2 : 1);
 }
 
 async function start(file: string): Promise<void> {

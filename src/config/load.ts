@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { SwitchyardError } from '../errors.ts';
+import { checkLlmConfig } from '../llm/schema.ts';
 import { expandPorts } from '../route/ports.ts';
 import { type Config, ConfigSchema } from './schema.ts';
 
@@ -74,6 +75,9 @@ function crossCheck(config: Config): string[] {
     }
     const { match, action } = route;
     for (const port of expandPorts(match.ports)) ports.add(port);
+    if (action.type === 'llm' && config.llm === undefined) {
+      problems.push(`routes[${i}].action: an "llm" route needs the top-level llm block (providers and aliases)`);
+    }
     const http = action.type !== 'forward' || action.mode === 'http';
     if (!http) {
       for (const key of ['paths', 'headers'] as const) {
@@ -92,6 +96,7 @@ function crossCheck(config: Config): string[] {
       }
     }
   });
+  if (config.llm !== undefined) problems.push(...checkLlmConfig(config.llm));
   // Each port is a listening socket; a typo like "1-65535" should fail here, not exhaust fds.
   if (ports.size > MAX_PORTS) {
     problems.push(`routes: ${ports.size} distinct listen ports, at most ${MAX_PORTS} are supported`);

@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { LlmConfigSchema } from '../llm/schema.ts';
 
 const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 
@@ -175,8 +176,8 @@ const RedirectAction = z
       .min(1)
       .describe(
         'Location to send. `{host}` (request host without port), `{port}` and `{path}` (path and query) ' +
-          'are replaced. Without `{path}`, the request path and query are appended, so ' +
-          '`https://{host}` turns http://a/b?c into https://a/b?c.',
+          'are replaced. A bare origin such as `https://{host}` keeps the request path and query ' +
+          '(http://a/b?c becomes https://a/b?c); a `to` with a path is sent as written.',
       ),
     status: z
       .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)])
@@ -194,9 +195,24 @@ const RespondAction = z
   })
   .describe('HTTP: answer with a fixed response.');
 
+const LlmAction = z
+  .strictObject({
+    type: z.literal('llm'),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Largest request body accepted (413 past it); defaults to `http.maxBodyBytes`.'),
+  })
+  .describe(
+    'HTTP: serve the OpenAI-compatible LLM gateway (`/v1/chat/completions`, `/v1/completions`, ' +
+      '`/v1/embeddings`, `/v1/models`) with the providers and aliases of the `llm` block.',
+  );
+
 const Action = z
-  .discriminatedUnion('type', [ForwardAction, RedirectAction, RespondAction])
-  .describe('What to do with a matched connection.');
+  .discriminatedUnion('type', [ForwardAction, RedirectAction, RespondAction, LlmAction])
+  .describe('What to do with a matched connection (or HTTP request).');
 
 const Match = z
   .strictObject({
@@ -345,6 +361,7 @@ export const ConfigSchema = z
     http: Http.prefault({}),
     log: Log.prefault({}),
     helloServer: HelloServer.optional(),
+    llm: LlmConfigSchema.optional(),
     routes: z.array(Route).describe('The route table, tried in priority order.'),
   })
   .describe('Switchyard config.');

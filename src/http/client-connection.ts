@@ -13,11 +13,12 @@
  * - timeouts are a deadline field swept by the engine's one coarse timer, not a timer per request.
  */
 import type { Socket } from 'node:net';
-import type { ForwardActionConfig } from '../config/schema.ts';
+import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { Tunnel } from '../l4/tunnel.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
+import { GatewayResponse } from './gateway-response.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { errorBody, redirectLocation, serializeResponse } from './local-response.ts';
 import { buildRequestHead, buildResponseHead, buildUpgradeResponseHead } from './message-head.ts';
@@ -49,6 +50,8 @@ const S_FORWARD = 3;
 /** Ending after a final response; nothing more is read. */
 const S_CLOSING = 4;
 const S_CLOSED = 5;
+/** An LLM request: reading its body, then the gateway answers. */
+const S_LLM = 6;
 
 // Body framing of the current request or response.
 const B_NONE = 0;
@@ -116,6 +119,11 @@ export class ClientConnection implements PoolUser {
   /** Whether the upstream sent bytes past the end of its response (it cannot be reused). */
   respOverrun: boolean;
 
+  // The current LLM request, if any.
+  llmChunks: Buffer[] | null;
+  llmAbort: AbortController | null;
+  llmResponse: GatewayResponse | null;
+
   constructor(engine: HttpEngine, socket: Socket, table: RouteTable, port: number, clientIp: string, tls: boolean) {
     this.engine = engine;
     this.socket = socket as ClientSocket;
@@ -154,6 +162,9 @@ export class ClientConnection implements PoolUser {
     this.respScanner = new ChunkedScanner(engine.limits, Number.POSITIVE_INFINITY, true);
     this.respStarted = false;
     this.respOverrun = false;
+    this.llmChunks = null;
+    this.llmAbort = null;
+    this.llmResponse = null;
     this.socket[kClient] = this;
     socket.on('data', onClientData);
     socket.on('end', onClientEnd);
@@ -174,6 +185,10 @@ export class ClientConnection implements PoolUser {
     const state = this.state;
     if (state === S_FORWARD && !this.reqBodyDone) {
       this.forwardBody(chunk, 0);
+      return;
+    }
+    if (state === S_LLM && !this.reqBodyDone) {
+      this.collectLlmBody(chunk, 0);
       return;
     }
     this.append(chunk);
@@ -282,6 +297,8 @@ export class ClientConnection implements PoolUser {
     } else if (action.type === 'redirect') {
       const location = redirectLocation(action.to, match.serverName ?? '', match.port, pathAndQuery(req));
       this.respondLocal(action.status, ['location', location], '', null);
+    } else if (action.type === 'llm') {
+      this.startLlm(action);
     } else {
       this.forward(route, action);
     }
@@ -300,16 +317,22 @@ export class ClientConnection implements PoolUser {
     this.finishExchange();
   }
 
-  forward(route: CompiledRoute, action: ForwardActionConfig): void {
-    const engine = this.engine;
-    const req = this.req!;
+  /** The body limit of the current route, or -1 after answering 413 for a Content-Length past it. */
+  bodyLimit(action: Extract<ActionConfig, { type: 'forward' | 'llm' }>): number {
     const maxBody = action.maxBodyBytes ?? this.table.config.http.maxBodyBytes;
     const limit = maxBody === 0 ? Number.POSITIVE_INFINITY : maxBody;
-    if (req.contentLength > limit) {
-      engine.countError('SY_HTTP_BODY_TOO_LARGE');
+    if (this.req!.contentLength > limit) {
+      this.engine.countError('SY_HTTP_BODY_TOO_LARGE');
       this.respondLocal(413, null, errorBody(413, 'SY_HTTP_BODY_TOO_LARGE'), 'SY_HTTP_BODY_TOO_LARGE');
-      return;
+      return -1;
     }
+    return limit;
+  }
+
+  forward(route: CompiledRoute, action: ForwardActionConfig): void {
+    const engine = this.engine;
+    const limit = this.bodyLimit(action);
+    if (limit < 0) return;
     if (this.reqBody === B_CHUNKED) this.reqScanner.reset(engine.limits, limit);
     this.action = action;
     this.attempts = 0;
@@ -338,6 +361,77 @@ export class ClientConnection implements PoolUser {
     this.engine.poolFor(target, this.action!, this.table).acquire(this, this.engine.now);
   }
 
+  // ---- LLM gateway ---------------------------------------------------------------------------
+
+  startLlm(action: Extract<ActionConfig, { type: 'llm' }>): void {
+    const gateway = this.engine.ctx.llm;
+    if (gateway === null) {
+      this.respondLocal(503, null, errorBody(503, 'SY_LLM_PROVIDER_UNAVAILABLE'), 'SY_LLM_PROVIDER_UNAVAILABLE');
+      return;
+    }
+    if (this.bodyLimit(action) < 0) return;
+    if (this.reqBody === B_CHUNKED) {
+      // LLM bodies are parsed whole; every OpenAI client sends Content-Length.
+      this.respondLocal(411, null, errorBody(411, 'SY_LLM_LENGTH_REQUIRED'), 'SY_LLM_LENGTH_REQUIRED');
+      return;
+    }
+    this.state = S_LLM;
+    this.llmChunks = [];
+    this.deadline = this.engine.now + this.idleTimeoutMs();
+    if (this.reqBodyDone) {
+      this.dispatchLlm();
+      return;
+    }
+    const buf = this.buf;
+    if (buf !== null) {
+      this.buf = null;
+      this.collectLlmBody(buf, this.bufStart);
+    }
+  }
+
+  collectLlmBody(chunk: Buffer, start: number): void {
+    const n = Math.min(this.reqRemaining, chunk.length - start);
+    this.llmChunks!.push(start === 0 && n === chunk.length ? chunk : chunk.subarray(start, start + n));
+    this.reqRemaining -= n;
+    this.deadline = this.engine.now + this.idleTimeoutMs();
+    if (start + n < chunk.length) this.append(chunk.subarray(start + n));
+    if (this.reqRemaining === 0) {
+      this.reqBodyDone = true;
+      this.dispatchLlm();
+    }
+  }
+
+  dispatchLlm(): void {
+    const req = this.req!;
+    const chunks = this.llmChunks!;
+    this.llmChunks = null;
+    // The gateway owns the exchange's timing (its own deadlines); ours only guards the close.
+    this.deadline = 0;
+    const abort = new AbortController();
+    this.llmAbort = abort;
+    const response = new GatewayResponse(this, req.method === 'HEAD');
+    this.llmResponse = response;
+    this.engine.ctx.llm!.handle(
+      {
+        method: req.method,
+        url: pathAndQuery(req),
+        headers: headerRecord(req.headers),
+        body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
+        clientAddress: this.clientIp,
+        signal: abort.signal,
+      },
+      response,
+    );
+  }
+
+  /** The gateway ended its response. */
+  llmFinished(response: GatewayResponse): void {
+    if (this.llmResponse !== response || this.state !== S_LLM) return;
+    this.llmResponse = null;
+    this.llmAbort = null;
+    this.finishExchange();
+  }
+
   // ---- upstream side (PoolUser) -------------------------------------------------------------
 
   onUpstreamReady(conn: UpstreamConnection): void {
@@ -353,7 +447,9 @@ export class ClientConnection implements PoolUser {
     this.resp = null;
     this.respStarted = false;
     this.respOverrun = false;
-    this.deadline = engine.now + (this.action!.responseTimeoutMs ?? engine.defaultResponseTimeoutMs);
+    // The response timeout runs from the end of the request body; while the body streams, the
+    // idle timeout applies (an upload may legitimately take long).
+    this.deadline = engine.now + (this.reqBodyDone ? this.responseTimeoutMs() : this.idleTimeoutMs());
     this.headOut = buildRequestHead(this.req!, this, this.action!, this.route!, this.table.config.http, engine);
     const socket = conn.socket;
     if (this.reqBodyDone) {
@@ -412,6 +508,9 @@ export class ClientConnection implements PoolUser {
     const upstream = this.upstream!.socket;
     if (n > 0 && !upstream.write(start === 0 && n === end ? chunk : chunk.subarray(start, start + n))) {
       this.socket.pause();
+    }
+    if (this.resp === null) {
+      this.deadline = this.engine.now + (this.reqBodyDone ? this.responseTimeoutMs() : this.idleTimeoutMs());
     }
     if (start + n < end) {
       this.append(chunk.subarray(start + n));
@@ -690,6 +789,10 @@ export class ClientConnection implements PoolUser {
     if (this.buf !== null) this.next();
   }
 
+  responseTimeoutMs(): number {
+    return this.action?.responseTimeoutMs ?? this.engine.defaultResponseTimeoutMs;
+  }
+
   idleTimeoutMs(): number {
     return this.action?.idleTimeoutMs ?? this.table.config.timeouts.idleMs;
   }
@@ -755,6 +858,10 @@ export class ClientConnection implements PoolUser {
 
   onClientClose(): void {
     this.state = S_CLOSED;
+    if (this.llmAbort !== null) {
+      this.llmAbort.abort();
+      this.llmAbort = null;
+    }
     this.deadline = 0;
     this.dropUpstream();
     this.buf = null;
@@ -818,6 +925,17 @@ export function pathAndQuery(req: RequestHead): string {
   if (req.pathOffset <= 0) return req.pathOffset === 0 ? req.target : '/';
   const rest = req.target.slice(req.pathOffset);
   return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
+}
+
+/** Request fields as a record for the gateway: names lower-cased, repeats joined with ", ". */
+function headerRecord(headers: ReadonlyArray<string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i].toLowerCase();
+    const prev = out[name];
+    out[name] = prev === undefined ? headers[i + 1] : `${prev}, ${headers[i + 1]}`;
+  }
+  return out;
 }
 
 function requestIdOf(headers: ReadonlyArray<string>, name: string): string | null {

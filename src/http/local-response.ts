@@ -35,12 +35,15 @@ export function errorBody(status: number, code: string): string {
   return `${status} ${reasonPhrase(status)} (${code})\n`;
 }
 
-/** Builds a redirect Location from a `to` template (see the `redirect` action docs). */
+/**
+ * Builds a redirect Location from a `to` template (see the `redirect` action docs): `{host}`,
+ * `{port}` and `{path}` are replaced; a bare origin (`https://{host}`, no path) gets the request's
+ * path and query appended, anything with a path is sent as written.
+ */
 export function redirectLocation(to: string, host: string, port: number, pathAndQuery: string): string {
-  const hasPath = to.includes('{path}');
   const location = to.replaceAll('{host}', host).replaceAll('{port}', String(port)).replaceAll('{path}', pathAndQuery);
-  if (hasPath) return location;
-  return location.endsWith('/') && pathAndQuery.startsWith('/')
-    ? location + pathAndQuery.slice(1)
-    : location + pathAndQuery;
+  if (to.includes('{path}')) return location;
+  const scheme = location.indexOf('://');
+  const bareOrigin = scheme !== -1 && location.indexOf('/', scheme + 3) === -1;
+  return bareOrigin ? location + pathAndQuery : location;
 }

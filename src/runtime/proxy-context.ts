@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpEngine } from '../http/http-engine.ts';
+import type { LlmGateway } from '../llm/gateway.ts';
 import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { IpMatcher } from '../route/ip-matcher.ts';
 import type { RouteTable } from '../route/route-table.ts';
@@ -23,4 +24,6 @@ export interface ProxyContext {
   closing: boolean;
   /** The HTTP engine, set once at start. */
   http: HttpEngine;
+  /** The LLM gateway of the current config, or null when it has no `llm` block. */
+  llm: LlmGateway | null;
 }

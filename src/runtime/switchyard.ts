@@ -7,6 +7,7 @@ import { loadConfigFile, validateConfig } from '../config/load.ts';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import { HttpEngine } from '../http/http-engine.ts';
 import { Listener } from '../listener/listener.ts';
+import { LlmGateway } from '../llm/gateway.ts';
 import { createLogger, flushLogger } from '../observe/logger.ts';
 import { ProxyMetrics } from '../observe/metrics.ts';
 import { TargetRegistry } from '../policy/target-state.ts';
@@ -37,6 +38,8 @@ export class Switchyard {
   /** Serialises updates so two reloads never interleave. */
   #updating: Promise<void>;
   #closed: Promise<void> | null;
+  /** Replaced LLM gateways still finishing their requests. */
+  readonly #retiring: Set<Promise<void>>;
 
   private constructor(config: Config, options: StartOptions) {
     this.logger = options.logger ?? createLogger({ level: config.log.level });
@@ -51,6 +54,7 @@ export class Switchyard {
       clients: new Set(),
       closing: false,
       http: null as unknown as HttpEngine,
+      llm: null,
     };
     this.http = new HttpEngine(this.ctx);
     this.ctx.http = this.http;
@@ -59,6 +63,7 @@ export class Switchyard {
     this.#hello = null;
     this.#updating = Promise.resolve();
     this.#closed = null;
+    this.#retiring = new Set();
   }
 
   /**
@@ -73,6 +78,7 @@ export class Switchyard {
         proxy.#hello = new HelloServer(config.helloServer.host, config.helloServer.port);
         await proxy.#hello.listen();
       }
+      await proxy.#startGateway(config);
       await proxy.#syncListeners(proxy.ctx.table);
     } catch (error) {
       await proxy.close();
@@ -149,12 +155,42 @@ export class Switchyard {
     } else {
       await this.#syncListeners(table);
     }
+    const previous = this.ctx.table.config;
+    if (JSON.stringify(previous.llm) !== JSON.stringify(config.llm)) {
+      // A changed llm block gets a new gateway; the old one finishes what it has, then closes.
+      const old = this.ctx.llm;
+      await this.#startGateway(config);
+      if (old !== null) {
+        const retiring = retireGateway(old, config.timeouts.shutdownMs).finally(() => this.#retiring.delete(retiring));
+        this.#retiring.add(retiring);
+      }
+    }
     this.ctx.table = table;
     this.ctx.trustedProxies = trustedProxies(config);
     this.http.configure(table);
     // Pools of addresses no route uses any more are closed; shared ones carry on.
     this.#targets.retain(new Set(table.routes.flatMap((r) => r.targets)));
     this.logger.info({ ports: this.ports, routes: config.routes.length }, 'route table updated');
+  }
+
+  /** Starts the gateway of an `llm` block (or clears it); providers that fail are logged, not fatal. */
+  async #startGateway(config: Config): Promise<void> {
+    if (config.llm === undefined) {
+      this.ctx.llm = null;
+      return;
+    }
+    const gateway = new LlmGateway(config.llm, { logger: this.logger });
+    try {
+      await gateway.ready();
+    } catch (error) {
+      this.logger.error({ err: error }, 'some LLM providers are unavailable; their aliases answer 503 or fall back');
+    }
+    this.ctx.llm = gateway;
+  }
+
+  /** The running LLM gateway, or null when the config has no `llm` block. */
+  get llm(): LlmGateway | null {
+    return this.ctx.llm;
   }
 
   /** Opens listeners for new ports first (rolling back on failure), then closes unused ones. */
@@ -208,10 +244,21 @@ export class Switchyard {
     }
     this.http.close();
     this.#targets.close();
+    if (this.ctx.llm !== null) await this.ctx.llm.close();
+    await Promise.all(this.#retiring);
     if (this.#hello !== null) await this.#hello.close();
     this.logger.info('switchyard stopped');
     flushLogger(this.logger);
   }
+}
+
+/** Closes a replaced gateway once its requests are done, or at the deadline. */
+async function retireGateway(gateway: LlmGateway, deadlineMs: number): Promise<void> {
+  const started = Date.now();
+  while (gateway.stats().inFlight > 0 && Date.now() - started < deadlineMs) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await gateway.close();
 }
 
 function trustedProxies(config: Config): IpMatcher | null {
