@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the integration tests drive as real peers. Bench peers are installed by bench/.
 need=()
 command -v openssl >/dev/null || need+=(openssl)
+command -v nginx >/dev/null || need+=(nginx)
 [ -x /usr/bin/python3 ] || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
