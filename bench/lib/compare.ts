@@ -1,0 +1,210 @@
+/**
+ * The common shape of a macro benchmark: several contenders serve the same load, one after the
+ * other, in rounds; each gets a warm-up, a measured wrk run and a memory reading; ratios compare
+ * Switchyard with the others. Scenarios describe contenders and load; this file does the rest.
+ */
+import type { ScenarioContext } from './context.ts';
+import { type MemorySample, sampleMemory } from './memory.ts';
+import { LOOPBACK } from './ports.ts';
+import type {
+  ContenderResult,
+  ContenderRole,
+  LoadSummary,
+  PrimaryMetric,
+  RatioResult,
+  ScenarioResult,
+} from './results.ts';
+import { runWrk, type WrkLoad, type WrkResult } from './wrk.ts';
+
+/** Optional figures a running contender can report after load (Switchyard's event-loop lag). */
+export interface ContenderProbe {
+  readonly eventLoopLagP99Ms?: number | null;
+  readonly extra?: Readonly<Record<string, number | string | null>>;
+}
+
+/** A started contender: where to send load, and which processes are its own. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+  /** Root pids whose process trees make up the contender (empty for `direct`). */
+  readonly pids: readonly number[];
+  /** Called after each measured run; the last answer is kept. */
+  readonly probe?: () => Promise<ContenderProbe>;
+}
+
+/** One way of doing the scenario's job. */
+export interface Contender {
+  readonly name: string;
+  readonly role: ContenderRole;
+  /** What exactly runs, for the docs. */
+  readonly description: string;
+  /** Starts it (processes via `ctx.spawn`, so they are stopped with the scenario). */
+  start(ctx: ScenarioContext): Promise<Endpoint>;
+}
+
+/** A comparison: the contenders, the load, and which ratios to report. */
+export interface Comparison {
+  readonly load: WrkLoad;
+  readonly contenders: readonly Contender[];
+  /** `[subject, reference]` pairs by contender name. */
+  readonly ratios: ReadonlyArray<readonly [string, string]>;
+  readonly primary: PrimaryMetric;
+}
+
+interface Live {
+  readonly contender: Contender;
+  readonly endpoint: Endpoint | null;
+  error: string | null;
+  readonly rounds: WrkResult[];
+  idle: MemorySample | null;
+  loaded: MemorySample | null;
+  probe: ContenderProbe;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function summarize(rounds: readonly WrkResult[]): LoadSummary | null {
+  if (rounds.length === 0) return null;
+  const pick = (f: (r: WrkResult) => number): number => median(rounds.map(f));
+  return {
+    rounds: rounds.length,
+    requestsPerS: pick((r) => r.requestsPerS),
+    transferMiBps: pick((r) => r.transferMiBps),
+    latencyUs: {
+      p50: pick((r) => r.latencyUs.p50),
+      p90: pick((r) => r.latencyUs.p90),
+      p99: pick((r) => r.latencyUs.p99),
+      p999: pick((r) => r.latencyUs.p999),
+    },
+    errors: rounds.reduce((sum, r) => sum + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
+  };
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  return a === undefined || b === undefined || b === 0 ? null : a / b;
+}
+
+/** Ratios `subject / reference` for each requested pair with figures on both sides. */
+export function ratios(
+  contenders: readonly ContenderResult[],
+  pairs: ReadonlyArray<readonly [string, string]>,
+): RatioResult[] {
+  const byName = new Map(contenders.map((c) => [c.name, c.summary]));
+  return pairs.map(([subject, reference]) => {
+    const s = byName.get(subject) ?? undefined;
+    const r = byName.get(reference) ?? undefined;
+    return {
+      subject,
+      reference,
+      requestsPerS: ratio(s?.requestsPerS, r?.requestsPerS),
+      transferMiBps: ratio(s?.transferMiBps, r?.transferMiBps),
+      p50: ratio(s?.latencyUs.p50, r?.latencyUs.p50),
+      p99: ratio(s?.latencyUs.p99, r?.latencyUs.p99),
+    };
+  });
+}
+
+function brief(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function startAll(ctx: ScenarioContext, contenders: readonly Contender[]): Promise<Live[]> {
+  const live: Live[] = [];
+  for (const contender of contenders) {
+    ctx.signal.throwIfAborted();
+    try {
+      const endpoint = await contender.start(ctx);
+      live.push({
+        contender,
+        endpoint,
+        error: null,
+        rounds: [],
+        idle: await sampleMemory(endpoint.pids),
+        loaded: null,
+        probe: {},
+      });
+    } catch (error) {
+      ctx.log(`  ${contender.name}: failed to start: ${brief(error)}`);
+      live.push({
+        contender,
+        endpoint: null,
+        error: `start: ${brief(error)}`,
+        rounds: [],
+        idle: null,
+        loaded: null,
+        probe: {},
+      });
+    }
+  }
+  return live;
+}
+
+async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promise<void> {
+  const endpoint = entry.endpoint!;
+  const base = {
+    supervisor: ctx.supervisor,
+    dir: ctx.dir,
+    origin: `http://${endpoint.host}:${endpoint.port}`,
+    load,
+    cpus: ctx.cpus('client'),
+  };
+  const { warmupS, durationS } = ctx.options;
+  if (warmupS > 0) await runWrk({ ...base, durationS: warmupS });
+  const result = await runWrk({ ...base, durationS });
+  entry.rounds.push(result);
+  entry.loaded = await sampleMemory(endpoint.pids);
+  if (endpoint.probe) entry.probe = await endpoint.probe();
+  const errors = Object.values(result.errors).reduce((a, b) => a + b, 0);
+  ctx.log(
+    `  ${entry.contender.name.padEnd(14)} ${result.requestsPerS.toFixed(0).padStart(8)} req/s ` +
+      `${result.transferMiBps.toFixed(1).padStart(8)} MiB/s  p50 ${result.latencyUs.p50} µs  ` +
+      `p99 ${result.latencyUs.p99} µs${errors > 0 ? `  errors ${errors}` : ''}`,
+  );
+}
+
+/**
+ * Starts every contender, measures each `ctx.options.rounds` times (rotating the order each round
+ * so slow drift of a shared machine does not always hit the same one), reads memory, and
+ * computes ratios. A contender that fails is reported with its error; the others still run.
+ */
+export async function compare(
+  ctx: ScenarioContext,
+  comparison: Comparison,
+): Promise<Pick<ScenarioResult, 'contenders' | 'ratios' | 'primary'>> {
+  const live = await startAll(ctx, comparison.contenders);
+  for (let round = 0; round < ctx.options.rounds; round++) {
+    if (ctx.options.rounds > 1) ctx.log(` round ${round + 1}/${ctx.options.rounds}`);
+    const order = live.map((_, i) => live[(i + round) % live.length]);
+    for (const entry of order) {
+      ctx.signal.throwIfAborted();
+      if (entry.endpoint === null || entry.error !== null) continue;
+      try {
+        await measure(ctx, entry, comparison.load);
+      } catch (error) {
+        entry.error = `load: ${brief(error)}`;
+        ctx.log(`  ${entry.contender.name}: ${entry.error}`);
+      }
+    }
+  }
+  const contenders: ContenderResult[] = live.map((entry) => ({
+    name: entry.contender.name,
+    role: entry.contender.role,
+    description: entry.contender.description,
+    error: entry.error,
+    rounds: entry.rounds,
+    summary: summarize(entry.rounds),
+    memory: { idle: entry.idle, loaded: entry.loaded },
+    eventLoopLagP99Ms: entry.probe.eventLoopLagP99Ms ?? null,
+    extra: entry.probe.extra ?? {},
+  }));
+  return { contenders, ratios: ratios(contenders, comparison.ratios), primary: comparison.primary };
+}
+
+/** The loopback endpoint of a contender listening on `port` with the given processes. */
+export function loopbackEndpoint(port: number, pids: readonly number[]): Endpoint {
+  return { host: LOOPBACK, port, pids };
+}

@@ -1,0 +1,49 @@
+/** HAProxy as a peer proxy: one thread, in the foreground, config in the scenario directory. */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ScenarioContext } from './context.ts';
+import { freePort, LOOPBACK } from './ports.ts';
+import type { ManagedProcess } from './processes.ts';
+import { waitForPort } from './wait-for-port.ts';
+
+/** A started HAProxy. */
+export interface HaproxyInstance {
+  readonly port: number;
+  readonly process: ManagedProcess;
+}
+
+/** Starts HAProxy with `conf` as its config (`-db`: foreground, no daemon) and waits for `port`. */
+export async function startHaproxy(
+  ctx: ScenarioContext,
+  name: string,
+  conf: string,
+  port: number,
+): Promise<HaproxyInstance> {
+  const file = join(ctx.dir, `${name}.cfg`);
+  await writeFile(file, conf);
+  const proc = await ctx.spawn({ name, command: 'haproxy', args: ['-db', '-f', file], role: 'proxy' });
+  await waitForPort(LOOPBACK, port, proc);
+  return { port, process: proc };
+}
+
+/** HAProxy in `mode tcp` with `nbthread 1`, forwarding every connection to `targetPort`. */
+export async function startHaproxyTcp(ctx: ScenarioContext, targetPort: number): Promise<HaproxyInstance> {
+  const port = await freePort();
+  const conf = `global
+  nbthread 1
+
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+
+frontend bench
+  bind ${LOOPBACK}:${port}
+  default_backend upstream
+
+backend upstream
+  server s1 ${LOOPBACK}:${targetPort}
+`;
+  return startHaproxy(ctx, 'haproxy-tcp', conf, port);
+}

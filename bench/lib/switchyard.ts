@@ -1,0 +1,72 @@
+/**
+ * Switchyard as the subject: `node src/cli/main.ts start --config FILE` from the repository under
+ * test, with a YAML config written to the scenario directory.
+ */
+import { access, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import type { ScenarioContext } from './context.ts';
+import { freePort, LOOPBACK } from './ports.ts';
+import type { ManagedProcess } from './processes.ts';
+import { waitForPort } from './wait-for-port.ts';
+
+/** A started Switchyard. */
+export interface SwitchyardInstance {
+  readonly port: number;
+  readonly process: ManagedProcess;
+}
+
+/** Path of the CLI entry point inside a Switchyard checkout. */
+export function switchyardCli(root: string): string {
+  return join(root, 'src', 'cli', 'main.ts');
+}
+
+/**
+ * Starts Switchyard with `config` and waits until `port` (a port the config listens on) accepts
+ * connections.
+ */
+export async function startSwitchyard(
+  ctx: ScenarioContext,
+  name: string,
+  config: ConfigInput,
+  port: number,
+): Promise<SwitchyardInstance> {
+  const root = ctx.options.switchyardRoot;
+  const cli = switchyardCli(root);
+  try {
+    await access(cli);
+  } catch {
+    throw new Error(`Switchyard CLI not found at ${cli}`);
+  }
+  const file = join(ctx.dir, `${name}.yaml`);
+  await writeFile(file, stringify(config));
+  const proc = await ctx.spawn({
+    name,
+    command: ctx.options.nodeBinary,
+    args: [cli, 'start', '--config', file],
+    cwd: root,
+    role: 'proxy',
+  });
+  await waitForPort(LOOPBACK, port, proc);
+  return { port, process: proc };
+}
+
+/** Switchyard with one route: a `tcp` forward of its port to `targetPort`. */
+export async function startSwitchyardTcp(ctx: ScenarioContext, targetPort: number): Promise<SwitchyardInstance> {
+  const port = await freePort();
+  const config: ConfigInput = {
+    bind: LOOPBACK,
+    log: { level: 'warn' },
+    // Nothing is left to drain when the harness stops it; do not wait for the default deadline.
+    timeouts: { shutdownMs: 1000 },
+    routes: [
+      {
+        name: 'bench',
+        match: { ports: port },
+        action: { type: 'forward', mode: 'tcp', targets: [`${LOOPBACK}:${targetPort}`] },
+      },
+    ],
+  };
+  return startSwitchyard(ctx, 'switchyard-tcp', config, port);
+}
