@@ -127,10 +127,7 @@ test('failover: a refused first target is skipped for the second', async () => {
   );
   try {
     for (let i = 0; i < 3; i++) assert.equal((await exchange(port, 'x')).data, 'B:xbye');
-    assert.equal(
-      await proxy.metrics.value('switchyard_upstream_errors_total', { target: `127.0.0.1:${dead}` }),
-      3,
-    );
+    assert.equal(await proxy.metrics.value('switchyard_upstream_errors_total', { target: `127.0.0.1:${dead}` }), 3);
     assert.equal(logs.withCode('SY_L4_CONNECT').length, 3);
   } finally {
     await proxy.close();

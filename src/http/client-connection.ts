@@ -129,7 +129,7 @@ export class ClientConnection implements PoolUser {
     this.socket = socket as ClientSocket;
     this.table = table;
     this.clientIp = clientIp;
-    this.peerTrusted = engine.trustedProxies !== null && engine.trustedProxies.matches(clientIp);
+    this.peerTrusted = engine.trustedProxies?.matches(clientIp);
     this.match = { port, serverName: null, clientIp, tls, path: null, headers: null, layer: 7 };
     this.state = S_IDLE;
     this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;
@@ -280,7 +280,7 @@ export class ClientConnection implements PoolUser {
     const match = this.match;
     match.serverName = hostName(req.host);
     const target = req.target;
-    const pathStart = req.pathOffset < 0 ? 0 : req.pathOffset;
+    const pathStart = Math.max(req.pathOffset, 0);
     const q = target.indexOf('?', pathStart);
     match.path = pathStart === 0 && q === -1 ? target : target.slice(pathStart, q === -1 ? target.length : q) || '/';
     match.headers = req.headers;
@@ -721,7 +721,7 @@ export class ClientConnection implements PoolUser {
 
   onClientDrain(): void {
     const upstream = this.upstream;
-    if (upstream !== null && upstream.socket.isPaused()) upstream.socket.resume();
+    if (upstream?.socket.isPaused()) upstream.socket.resume();
   }
 
   /** The upstream failed before the response started: answer with `status`, or cut if too late. */
