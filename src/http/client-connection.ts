@@ -129,7 +129,7 @@ export class ClientConnection implements PoolUser {
     this.socket = socket as ClientSocket;
     this.table = table;
     this.clientIp = clientIp;
-    this.peerTrusted = engine.trustedProxies?.matches(clientIp);
+    this.peerTrusted = engine.trustedProxies?.matches(clientIp) === true;
     this.match = { port, serverName: null, clientIp, tls, path: null, headers: null, layer: 7 };
     this.state = S_IDLE;
     this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;

@@ -108,7 +108,7 @@ class Classifier {
     const peer = normalizeAddress(socket.remoteAddress ?? '');
     this.match = { port, serverName: null, clientIp: peer, tls: false, path: null, headers: null, layer: 4 };
     this.buffered = null;
-    this.peerTrusted = ctx.trustedProxies?.matches(peer);
+    this.peerTrusted = ctx.trustedProxies?.matches(peer) === true;
     this.proxyPending = true;
   }
 

@@ -8,6 +8,7 @@ import type { Config, ConfigInput } from '../config/schema.ts';
 import { HttpEngine } from '../http/http-engine.ts';
 import { Listener } from '../listener/listener.ts';
 import { LlmGateway } from '../llm/gateway.ts';
+import { EventLoopMonitor } from '../observe/event-loop-monitor.ts';
 import { createLogger, flushLogger } from '../observe/logger.ts';
 import { ProxyMetrics } from '../observe/metrics.ts';
 import { TargetRegistry } from '../policy/target-state.ts';
@@ -31,6 +32,7 @@ export class Switchyard {
   readonly metrics: ProxyMetrics;
   readonly configFile: string | null;
   readonly http: HttpEngine;
+  readonly eventLoop: EventLoopMonitor;
   readonly #targets: TargetRegistry;
   readonly #listeners: Map<number, Listener>;
   #bind: string;
@@ -44,6 +46,7 @@ export class Switchyard {
   private constructor(config: Config, options: StartOptions) {
     this.logger = options.logger ?? createLogger({ level: config.log.level });
     this.metrics = new ProxyMetrics();
+    this.eventLoop = new EventLoopMonitor(this.metrics.registry);
     this.configFile = options.configFile ?? null;
     this.#targets = new TargetRegistry();
     this.ctx = {
@@ -247,7 +250,8 @@ export class Switchyard {
     if (this.ctx.llm !== null) await this.ctx.llm.close();
     await Promise.all(this.#retiring);
     if (this.#hello !== null) await this.#hello.close();
-    this.logger.info('switchyard stopped');
+    this.eventLoop.close();
+    this.logger.info({ eventLoopLag: this.eventLoop.summary() }, 'switchyard stopped');
     flushLogger(this.logger);
   }
 }
