@@ -17,13 +17,22 @@
  * (irrelevant: we compare `rawHeaders`, which keep duplicates as sent); `maxHeaderSize` equal to our
  * `maxHeaderBytes`. Chunked bodies are compared after decoding our side with a small test-only decoder over
  * the bytes the ChunkedScanner says belong to the body.
+ *
+ * A second, smaller corpus does the same for upstream responses against Node's HTTP client: every response
+ * we accept, Node's client accepts with the same status, raw headers and body (no exceptions needed).
  */
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { ChunkedScanner, type HttpLimits, httpLimits, parseRequestHead } from '../src/http/parser/index.ts';
+import {
+  ChunkedScanner,
+  type HttpLimits,
+  httpLimits,
+  parseRequestHead,
+  parseResponseHead,
+} from '../src/http/parser/index.ts';
 
 const LIMITS: HttpLimits = httpLimits();
 
@@ -813,5 +822,218 @@ test('framing agrees with Node (llhttp) on the request corpus', async () => {
   );
   for (const [why, names] of exceptionsUsed) console.log(`  exception (${names.length}): ${why}`);
   assert.ok(corpus.length >= 300, 'the corpus should hold several hundred cases');
+  assert.deepEqual(violations, []);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Responses: the same comparison for upstream responses, against Node's HTTP client (llhttp in response
+// mode). A raw TCP server writes each case's bytes and closes; the client records status, rawHeaders and
+// body, or the error. Our side applies parseResponseHead (skipping 1xx interim heads) and the body framing.
+
+interface ResponseOutcome {
+  ok: boolean;
+  status: number;
+  rawHeaders: string[];
+  body: string;
+  detail: string;
+}
+
+function frameResponseWithSwitchyard(buf: Buffer): ResponseOutcome {
+  const fail = (detail: string): ResponseOutcome => ({ ok: false, status: 0, rawHeaders: [], body: '', detail });
+  let p = 0;
+  for (;;) {
+    const r = parseResponseHead(buf, p, buf.length, LIMITS, 'GET');
+    if (r.kind === 'incomplete') return fail('incomplete head');
+    if (r.kind === 'error') return fail(`${r.code}: ${r.reason}`);
+    const bodyStart = p + r.consumed;
+    if (r.interim) {
+      p = bodyStart;
+      continue;
+    }
+    let body = '';
+    let end = bodyStart;
+    if (r.framing === 'length') {
+      end = bodyStart + r.contentLength;
+      if (end > buf.length) return fail('incomplete body');
+      body = buf.toString('latin1', bodyStart, end);
+    } else if (r.framing === 'chunked') {
+      const scanner = new ChunkedScanner(LIMITS, Number.POSITIVE_INFINITY, true);
+      const n = scanner.scan(buf, bodyStart, buf.length);
+      if (n < 0) return fail(`${scanner.error!.code}: ${scanner.error!.reason}`);
+      if (!scanner.done) return fail('incomplete chunked body');
+      end = bodyStart + n;
+      body = decodeChunked(buf, bodyStart, end).body;
+    } else if (r.framing === 'close') {
+      end = buf.length;
+      body = buf.toString('latin1', bodyStart);
+    }
+    // Bytes after a complete response on a connection the client asked to close are not a response:
+    // Node's client fails on them, and the engine would discard the connection rather than read them.
+    if (end < buf.length && r.framing !== 'tunnel') return fail('bytes after the response');
+    return { ok: true, status: r.status, rawHeaders: r.headers, body, detail: r.framing };
+  }
+}
+
+function frameResponseWithNode(bytes: Buffer): Promise<ResponseOutcome> {
+  return new Promise((resolve) => {
+    const raw = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end(bytes));
+    });
+    raw.listen(0, '127.0.0.1', () => {
+      let settled = false;
+      const done = (o: ResponseOutcome) => {
+        if (settled) return;
+        settled = true;
+        raw.close();
+        resolve(o);
+      };
+      const fail = (detail: string) => done({ ok: false, status: 0, rawHeaders: [], body: '', detail });
+      const req = http.get({
+        host: '127.0.0.1',
+        port: (raw.address() as net.AddressInfo).port,
+        agent: false,
+        insecureHTTPParser: false,
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+      req.on('upgrade', (res: http.IncomingMessage, socket: net.Socket) => {
+        socket.destroy();
+        done({ ok: true, status: res.statusCode!, rawHeaders: res.rawHeaders, body: '', detail: 'upgrade' });
+      });
+      req.on('response', (res: http.IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+        res.on('aborted', () => fail('aborted'));
+        res.on('end', () => {
+          if (!res.complete) return fail('incomplete');
+          done({
+            ok: true,
+            status: res.statusCode!,
+            rawHeaders: res.rawHeaders,
+            body: Buffer.concat(chunks).toString('latin1'),
+            detail: '',
+          });
+        });
+      });
+    });
+  });
+}
+
+function buildResponseCorpus(): Case[] {
+  const cases: Case[] = [];
+  const add = (name: string, s: string) => cases.push({ name, bytes: bin(s) });
+  const res = (lines: string[], body = '') => `${lines.join(CRLF)}${CRLF}${CRLF}${body}`;
+  for (const line of [
+    'HTTP/1.1 200 OK',
+    'HTTP/1.1 200',
+    'HTTP/1.1 200 ',
+    'HTTP/1.0 200 OK',
+    'HTTP/1.1 404 Not Found',
+    'HTTP/1.1 599 X',
+    'HTTP/1.1 600 X',
+    'HTTP/1.1 099 X',
+    'HTTP/1.1 20 OK',
+    'HTTP/1.1 2000 OK',
+    'HTTP/1.1  200 OK',
+    'HTTP/2.0 200 OK',
+    'http/1.1 200 OK',
+    'HTTP/1.1 200 O\x00K',
+    'HTTP/1.1 200 \xe9',
+    'HTTP/1.1\t200 OK',
+    'HTTP/1.1 200 OK\r',
+  ]) {
+    add(`status line ${JSON.stringify(line)}`, res([line, 'Content-Length: 2'], 'hi'));
+  }
+  for (const v of ['2', '02', '+2', '-2', ' 2', '2 ', '2,2', '0x2', '', '99999999999999999999', '1', '3']) {
+    add(`CL ${JSON.stringify(v)}`, res(['HTTP/1.1 200 OK', `Content-Length:${v}`], 'hi'));
+  }
+  add('CL twice', res(['HTTP/1.1 200 OK', 'Content-Length: 2', 'Content-Length: 2'], 'hi'));
+  for (const v of [
+    'chunked',
+    'Chunked',
+    ' chunked',
+    'chunked\t',
+    'xchunked',
+    'gzip',
+    'gzip, chunked',
+    'chunked, gzip',
+    'identity',
+    'chunked, chunked',
+    ',chunked',
+  ]) {
+    add(`TE ${JSON.stringify(v)}`, res(['HTTP/1.1 200 OK', `Transfer-Encoding:${v}`], CHUNKED_HELLO));
+    add(
+      `CL+TE ${JSON.stringify(v)}`,
+      res(['HTTP/1.1 200 OK', 'Content-Length: 3', `Transfer-Encoding:${v}`], CHUNKED_HELLO),
+    );
+  }
+  add('TE in 1.0', res(['HTTP/1.0 200 OK', 'Transfer-Encoding: chunked'], CHUNKED_HELLO));
+  for (const b of [
+    '5\r\nhello\r\n0\r\n\r\n',
+    '5;a=b\r\nhello\r\n0\r\n\r\n',
+    '5 \r\nhello\r\n0\r\n\r\n',
+    '0x5\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhello\n0\r\n\r\n',
+    '5\r\nhello\r\n0\r\nX: y\r\n\r\n',
+    '5\r\nhello\r\n0\r\nContent-Length: 1\r\n\r\n',
+    'fffffffffffffffffff\r\nhello\r\n0\r\n\r\n',
+    '5\r\nhelloXX\r\n0\r\n\r\n',
+  ]) {
+    add(`chunked ${JSON.stringify(b)}`, res(['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked'], b));
+  }
+  add('close-delimited', res(['HTTP/1.1 200 OK', 'X: y'], 'all of this until close'));
+  add('close-delimited 1.0', res(['HTTP/1.0 200 OK'], 'body'));
+  add('204', res(['HTTP/1.1 204 No Content']));
+  add('204 CL 0', res(['HTTP/1.1 204 No Content', 'Content-Length: 0']));
+  add('204 CL 5', res(['HTTP/1.1 204 No Content', 'Content-Length: 5'], 'hello'));
+  add('304 CL', res(['HTTP/1.1 304 Not Modified', 'Content-Length: 5']));
+  add('100 then 200', `HTTP/1.1 100 Continue\r\n\r\n${res(['HTTP/1.1 200 OK', 'Content-Length: 2'], 'hi')}`);
+  add(
+    '103 then 200',
+    `HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n${res(['HTTP/1.1 200 OK', 'Content-Length: 2'], 'hi')}`,
+  );
+  add('obs-fold', res(['HTTP/1.1 200 OK', 'X: a', ' b', 'Content-Length: 2'], 'hi'));
+  add('bare LF', 'HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nhi');
+  add('bare LF everywhere', 'HTTP/1.1 200 OK\nContent-Length: 2\n\nhi');
+  add('space before colon', res(['HTTP/1.1 200 OK', 'Content-Length : 2'], 'hi'));
+  add('NUL in value', res(['HTTP/1.1 200 OK', 'X: a\x00b', 'Content-Length: 2'], 'hi'));
+  add('obs-text value', res(['HTTP/1.1 200 OK', 'X: \xe9\xff', 'Content-Length: 2'], 'hi'));
+  add('leading CRLF', `\r\n${res(['HTTP/1.1 200 OK', 'Content-Length: 2'], 'hi')}`);
+  return cases;
+}
+
+test('response framing agrees with Node (llhttp client)', async () => {
+  const corpus = buildResponseCorpus();
+  let oursAccepted = 0;
+  let nodeAccepted = 0;
+  const violations: string[] = [];
+  for (const c of corpus) {
+    const ours = frameResponseWithSwitchyard(c.bytes);
+    const node = await frameResponseWithNode(c.bytes);
+    if (process.env.HTTP_DIFF_DUMP)
+      console.log(
+        `${ours.ok ? 'ACCEPT' : 'reject'} ${node.ok ? 'ACCEPT' : 'reject'} ${c.name} | ${ours.detail} | ${node.detail}`,
+      );
+    if (ours.ok) oursAccepted++;
+    if (node.ok) nodeAccepted++;
+    if (!ours.ok) continue;
+    if (!node.ok) {
+      violations.push(`${c.name}: we accepted (${ours.detail}), Node: ${node.detail}`);
+      continue;
+    }
+    try {
+      assert.deepEqual(
+        { status: ours.status, rawHeaders: ours.rawHeaders, body: ours.body },
+        { status: node.status, rawHeaders: node.rawHeaders, body: node.body },
+      );
+    } catch {
+      violations.push(`${c.name}: differs\n  ours ${JSON.stringify(ours)}\n  node ${JSON.stringify(node)}`);
+    }
+  }
+  console.log(
+    `http response differential: ${corpus.length} cases; switchyard accepted ${oursAccepted}; node accepted ${nodeAccepted}`,
+  );
+  assert.ok(corpus.length >= 70);
   assert.deepEqual(violations, []);
 });
