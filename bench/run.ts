@@ -3,7 +3,7 @@
  * figures to bench/results/ and docs/benchmarks.md. See `--help` and docs/benchmarks.md.
  */
 import { access, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -195,6 +195,7 @@ async function main(): Promise<number> {
       log,
     );
     const startedAt = new Date().toISOString();
+    const loadAverage = loadavg();
     const machine = await machineInfo();
     if (cli.options.pin && machine.cpus < 2) throw new Error('--pin needs at least 2 CPUs');
     const switchyardCommit = await gitCommit(cli.options.switchyardRoot);
@@ -233,6 +234,7 @@ async function main(): Promise<number> {
       startedAt,
       finishedAt: new Date().toISOString(),
       machine,
+      loadAverage,
       peers: peers.versions,
       switchyardCommit,
       options: {

@@ -4,6 +4,7 @@
  * Switchyard with the others. Scenarios describe contenders and load; this file does the rest.
  */
 import type { ScenarioContext } from './context.ts';
+import { cpuSeconds } from './cpu.ts';
 import { type MemorySample, sampleMemory } from './memory.ts';
 import { LOOPBACK } from './ports.ts';
 import type {
@@ -12,9 +13,10 @@ import type {
   LoadSummary,
   PrimaryMetric,
   RatioResult,
+  RoundResult,
   ScenarioResult,
 } from './results.ts';
-import { runWrk, type WrkLoad, type WrkResult } from './wrk.ts';
+import { runWrk, type WrkLoad } from './wrk.ts';
 
 /** Optional figures a running contender can report after load (Switchyard's event-loop lag). */
 export interface ContenderProbe {
@@ -55,7 +57,7 @@ interface Live {
   readonly contender: Contender;
   readonly endpoint: Endpoint | null;
   error: string | null;
-  readonly rounds: WrkResult[];
+  readonly rounds: RoundResult[];
   idle: MemorySample | null;
   loaded: MemorySample | null;
   probe: ContenderProbe;
@@ -67,9 +69,10 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function summarize(rounds: readonly WrkResult[]): LoadSummary | null {
+function summarize(rounds: readonly RoundResult[]): LoadSummary | null {
   if (rounds.length === 0) return null;
-  const pick = (f: (r: WrkResult) => number): number => median(rounds.map(f));
+  const pick = (f: (r: RoundResult) => number): number => median(rounds.map(f));
+  const cpu = rounds.filter((r) => r.proxyCpuS !== null) as Array<RoundResult & { proxyCpuS: number }>;
   return {
     rounds: rounds.length,
     requestsPerS: pick((r) => r.requestsPerS),
@@ -80,6 +83,9 @@ function summarize(rounds: readonly WrkResult[]): LoadSummary | null {
       p99: pick((r) => r.latencyUs.p99),
       p999: pick((r) => r.latencyUs.p999),
     },
+    proxyCpuPercent: cpu.length === 0 ? null : median(cpu.map((r) => (r.proxyCpuS / r.durationS) * 100)),
+    proxyCpuUsPerRequest:
+      cpu.length === 0 ? null : median(cpu.map((r) => (r.requests === 0 ? 0 : (r.proxyCpuS * 1e6) / r.requests))),
     errors: rounds.reduce((sum, r) => sum + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
   };
 }
@@ -104,6 +110,7 @@ export function ratios(
       transferMiBps: ratio(s?.transferMiBps, r?.transferMiBps),
       p50: ratio(s?.latencyUs.p50, r?.latencyUs.p50),
       p99: ratio(s?.latencyUs.p99, r?.latencyUs.p99),
+      cpuPerRequest: ratio(s?.proxyCpuUsPerRequest ?? undefined, r?.proxyCpuUsPerRequest ?? undefined),
     };
   });
 }
@@ -154,7 +161,11 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   };
   const { warmupS, durationS } = ctx.options;
   if (warmupS > 0) await runWrk({ ...base, durationS: warmupS });
-  const result = await runWrk({ ...base, durationS });
+  const cpuBefore = await cpuSeconds(endpoint.pids);
+  const wrk = await runWrk({ ...base, durationS });
+  const cpuAfter = await cpuSeconds(endpoint.pids);
+  const proxyCpuS = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+  const result: RoundResult = { ...wrk, proxyCpuS };
   entry.rounds.push(result);
   entry.loaded = await sampleMemory(endpoint.pids);
   if (endpoint.probe) entry.probe = await endpoint.probe();
@@ -162,7 +173,9 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   ctx.log(
     `  ${entry.contender.name.padEnd(14)} ${result.requestsPerS.toFixed(0).padStart(8)} req/s ` +
       `${result.transferMiBps.toFixed(1).padStart(8)} MiB/s  p50 ${result.latencyUs.p50} µs  ` +
-      `p99 ${result.latencyUs.p99} µs${errors > 0 ? `  errors ${errors}` : ''}`,
+      `p99 ${result.latencyUs.p99} µs` +
+      (proxyCpuS === null ? '' : `  proxy CPU ${((proxyCpuS / result.durationS) * 100).toFixed(0)}%`) +
+      (errors > 0 ? `  errors ${errors}` : ''),
   );
 }
 

@@ -44,6 +44,8 @@ function contenderRow(c: ContenderResult): string {
     ms(s?.latencyUs.p99),
     ms(s?.latencyUs.p999),
     s === null ? '–' : String(s.errors),
+    fixed(s?.proxyCpuPercent, 0),
+    fixed(s?.proxyCpuUsPerRequest, s !== null && (s.proxyCpuUsPerRequest ?? 0) >= 100 ? 0 : 1),
     mib(idle?.rssKiB),
     mib(loaded?.rssKiB),
     mib(loaded?.hwmKiB),
@@ -60,6 +62,7 @@ function ratioRow(r: RatioResult, primary: ScenarioResult['primary']): string {
     bold('transferMiBps', times(r.transferMiBps)),
     times(r.p50),
     times(r.p99),
+    times(r.cpuPerRequest),
   ];
   return `| ${cells.join(' | ')} |`;
 }
@@ -75,16 +78,16 @@ function scenarioSection(s: ScenarioResult): string {
   if (s.error) lines.push(`**Scenario failed:** ${s.error}`, '');
   if (s.contenders.length > 0) {
     lines.push(
-      '| contender | req/s | MiB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | RSS idle MiB | RSS after MiB | peak RSS MiB |',
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      '| contender | req/s | MiB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU % | CPU µs/req | RSS idle MiB | RSS after MiB | peak RSS MiB |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
       ...s.contenders.map(contenderRow),
       '',
     );
   }
   if (s.ratios.length > 0) {
     lines.push(
-      '| ratio | req/s | MiB/s | p50 latency | p99 latency |',
-      '|---|--:|--:|--:|--:|',
+      '| ratio | req/s | MiB/s | p50 latency | p99 latency | CPU per request |',
+      '|---|--:|--:|--:|--:|--:|',
       ...s.ratios.map((r) => ratioRow(r, s.primary)),
       '',
     );
@@ -110,11 +113,14 @@ export function renderResults(results: RunResults): string {
   const lines = [
     `Command: \`${results.command}\`, ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC${commit}.`,
     '',
-    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryMiB} MiB, ${m.os}, Linux ${m.kernel}, Node ${m.node}; ${peers}.`,
+    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryMiB} MiB, ${m.os}, Linux ${m.kernel}, Node ${m.node}; ${peers}. ` +
+      `Load average at start: ${results.loadAverage.map((l) => l.toFixed(2)).join(', ')}.`,
     '',
     `Each contender: ${o.warmupS} s warm-up, then ${o.durationS} s measured, ${o.rounds} round${o.rounds === 1 ? '' : 's'} ` +
       `(figures are the median over rounds), ${o.pin ? 'load generator and backend pinned to CPU 0, proxy to CPU 1' : 'no CPU pinning'}. ` +
-      'Latency in milliseconds as wrk measures it; RSS sums every process of the proxy (master and worker for nginx).',
+      "Latency in milliseconds as wrk measures it. Proxy CPU is user plus system time of the proxy's " +
+      'processes during the measured run (100% = one core); RSS sums every process of the proxy ' +
+      '(master and worker for nginx).',
     '',
     ...results.scenarios.map(scenarioSection),
   ];

@@ -12,12 +12,25 @@ export type ContenderRole = 'direct' | 'subject' | 'peer';
 /** The metric a scenario is about, used to order and to headline its ratios. */
 export type PrimaryMetric = 'requestsPerS' | 'transferMiBps';
 
+/** One measured run of one contender. */
+export interface RoundResult extends WrkResult {
+  /** CPU seconds the proxy's processes used during the run; null for `direct`. */
+  readonly proxyCpuS: number | null;
+}
+
 /** A contender's figures over all rounds: the median of each figure across rounds. */
 export interface LoadSummary {
   readonly rounds: number;
   readonly requestsPerS: number;
   readonly transferMiBps: number;
   readonly latencyUs: Pick<LatencyUs, 'p50' | 'p90' | 'p99' | 'p999'>;
+  /** CPU the proxy used, in percent of one core (100 = one core saturated); null for `direct`. */
+  readonly proxyCpuPercent: number | null;
+  /**
+   * Proxy CPU time per request in microseconds; null for `direct`. Less sensitive than
+   * requests/s to other load on a shared machine, since it counts only the proxy's own time.
+   */
+  readonly proxyCpuUsPerRequest: number | null;
   /** Errors of all kinds summed over all rounds (see `rounds[].errors` for the kinds). */
   readonly errors: number;
 }
@@ -30,8 +43,8 @@ export interface ContenderResult {
   readonly description: string;
   /** Why it has no figures (failed to start, crashed under load), or null. */
   readonly error: string | null;
-  /** Every measured wrk run, in order. */
-  readonly rounds: readonly WrkResult[];
+  /** Every measured run, in order. */
+  readonly rounds: readonly RoundResult[];
   readonly summary: LoadSummary | null;
   /** Memory of the proxy's processes; null for `direct`, which has none. */
   readonly memory: {
@@ -54,6 +67,8 @@ export interface RatioResult {
   readonly transferMiBps: number | null;
   readonly p50: number | null;
   readonly p99: number | null;
+  /** Proxy CPU per request; null when either side is `direct`. */
+  readonly cpuPerRequest: number | null;
 }
 
 /** One scenario of a run. */
@@ -78,6 +93,8 @@ export interface RunResults {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly machine: MachineInfo;
+  /** 1, 5 and 15 minute load averages when the run started: other work on the machine shows here. */
+  readonly loadAverage: readonly number[];
   /** Versions of nginx, HAProxy, wrk. */
   readonly peers: Readonly<Record<string, string>>;
   readonly switchyardCommit: string | null;

@@ -1,0 +1,29 @@
+/** CPU time used by a process tree, from /proc/<pid>/stat. */
+import { readFile } from 'node:fs/promises';
+import { processTree } from './process-tree.ts';
+
+// USER_HZ: the unit of utime/stime in /proc/<pid>/stat is fixed at 100 per second for user space
+// on every Linux architecture (`getconf CLK_TCK`), whatever the kernel's internal HZ.
+const TICKS_PER_S = 100;
+
+async function ticks(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // After the parenthesised command name: state is field 3, utime field 14, stime field 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * User plus system CPU seconds consumed so far by `roots` and their live descendants, or null
+ * when `roots` is empty. Resolution is 10 ms per process.
+ */
+export async function cpuSeconds(roots: readonly number[]): Promise<number | null> {
+  if (roots.length === 0) return null;
+  let total = 0;
+  for (const pid of await processTree(roots)) total += await ticks(pid);
+  return total / TICKS_PER_S;
+}
