@@ -168,9 +168,17 @@ function anyFailure(results: RunResults): boolean {
   return results.scenarios.some((s) => s.error || s.contenders.some((c) => c.error !== null));
 }
 
+/** Debian installs nginx and haproxy in /usr/sbin, which a non-root PATH often lacks. */
+function addSbinToPath(): void {
+  const dirs = (process.env.PATH ?? '').split(':').filter((d) => d !== '');
+  for (const dir of ['/usr/sbin', '/sbin']) if (!dirs.includes(dir)) dirs.push(dir);
+  process.env.PATH = dirs.join(':');
+}
+
 async function main(): Promise<number> {
   const cli = await parseCli(process.argv.slice(2));
   if (cli === null) return 0;
+  addSbinToPath();
   const root = new Cleanup();
   const supervisor = new ProcessSupervisor();
   root.add('stop processes', () => supervisor.close());
