@@ -356,6 +356,18 @@ test('a default alias catches unknown models', async () => {
   }
 });
 
+test('a config that fails the cross-checks is refused at construction', () => {
+  const parsed = LlmConfigSchema.parse({
+    providers: { m: { type: 'mock' } },
+    aliases: { a: { provider: 'nobody', model: 'x' } },
+  });
+  assert.throws(
+    () => new LlmGateway(parsed, { logger: logs.logger }),
+    (error: { code?: string; message: string }) =>
+      error.code === 'SY_CFG_INVALID' && error.message.includes('llm.aliases."a".provider: unknown provider "nobody"'),
+  );
+});
+
 test('usage is counted per alias and provider', () => {
   const stats = gateway.stats();
   const fast = stats.usage.find((u) => u.alias === 'fast' && u.provider === 'mock')!;

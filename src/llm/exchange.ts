@@ -41,6 +41,8 @@ const STRIPPED_HEADERS: ReadonlySet<string> = new Set([
   'set-cookie',
   'alt-svc',
   'date',
+  // A header of that name must not become the prototype of the header object we build.
+  '__proto__',
 ]);
 
 /** What the gateway shares with its exchanges. */

@@ -20,7 +20,7 @@ import { MockAdapter } from './providers/mock.ts';
 import { MockLlmServer } from './providers/mock-server.ts';
 import { OpenAiAdapter } from './providers/openai.ts';
 import type { ProviderAdapter } from './providers/provider-adapter.ts';
-import type { LlmConfig, LlmProviderConfig } from './schema.ts';
+import { checkLlmConfig, type LlmConfig, type LlmProviderConfig } from './schema.ts';
 import type { LlmRequest, LlmResponse } from './types.ts';
 import { type UsageCounter, UsageStats } from './usage-stats.ts';
 
@@ -73,9 +73,14 @@ export class LlmGateway {
   /**
    * Starts the gateway: providers whose key comes from a file and mock servers become ready
    * asynchronously; requests that arrive before wait for them ({@link ready}).
-   * @param config the `llm` block, validated by `LlmConfigSchema` and `checkLlmConfig`.
+   * @param config the `llm` block, parsed by `LlmConfigSchema`.
+   * @throws SwitchyardError SY_CFG_INVALID when `checkLlmConfig` finds problems.
    */
   constructor(config: LlmConfig, options: LlmGatewayOptions) {
+    const problems = checkLlmConfig(config);
+    if (problems.length > 0) {
+      throw new SwitchyardError('SY_CFG_INVALID', { source: 'llm', detail: `\n  ${problems.join('\n  ')}` });
+    }
     this.config = config;
     this.#logger = options.logger.child(
       { component: 'llm' },
@@ -93,6 +98,9 @@ export class LlmGateway {
       if (provider.type === 'mock') this.#mocks.set(id, new MockLlmServer(provider.mock));
     }
     this.#starting = this.#start();
+    // Observed by ready() and handle(); this keeps an unexpected failure from also being an
+    // unhandled rejection when nobody called ready().
+    this.#starting.catch(() => {});
   }
 
   async #start(): Promise<void> {
@@ -192,7 +200,13 @@ export class LlmGateway {
     }
     const router = this.#router;
     if (router === null) {
-      this.#starting.then(() => this.handle(req, res));
+      this.#starting.then(
+        () => this.handle(req, res),
+        (error: Error) => {
+          const detail = `the gateway failed to start: ${error.message}`;
+          writeOpenAiError(res, new SwitchyardError('SY_LLM_PROVIDER_UNAVAILABLE', { provider: '*', detail }));
+        },
+      );
       return;
     }
     if (req.signal.aborted) return;
@@ -271,7 +285,7 @@ export class LlmGateway {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#starting;
+    await this.#starting.catch(() => {});
     for (const exchange of [...this.#live]) exchange.shutdown();
     this.#wheel.close();
     await Promise.all([
