@@ -573,6 +573,12 @@ export class ClientConnection implements PoolUser {
       this.respStart = start + r.consumed;
       if (r.status === 101) {
         if (!req.upgrade) {
+          const key = this.target!.key;
+          engine.countUpstreamError(key, 'SY_UPS_UNEXPECTED_UPGRADE');
+          engine.logger.warn(
+            { code: 'SY_UPS_UNEXPECTED_UPGRADE', target: key, requestId: this.requestId },
+            'upstream switched protocols unasked',
+          );
           this.dropUpstream();
           this.upstreamFailed(502, 'SY_UPS_UNEXPECTED_UPGRADE');
           return;
@@ -659,7 +665,7 @@ export class ClientConnection implements PoolUser {
           );
           // Headers are gone already: cutting the connection is the only honest signal left.
           this.dropUpstream();
-          this.socket.destroy();
+          this.socket.resetAndDestroy();
           return;
         }
         done = this.respScanner.done;
@@ -690,8 +696,9 @@ export class ClientConnection implements PoolUser {
     this.upstream = null;
     this.releaseTarget();
     if (this.resp !== null) {
-      // Closed in the middle of the body: the client must not take a cut body for a whole one.
-      this.socket.destroy();
+      // Closed in the middle of the body: the client must not take a cut body for a whole one,
+      // so it gets a reset, not a FIN (which would end a close-delimited body cleanly).
+      this.socket.resetAndDestroy();
       return;
     }
     const req = this.req!;
@@ -727,7 +734,7 @@ export class ClientConnection implements PoolUser {
   /** The upstream failed before the response started: answer with `status`, or cut if too late. */
   upstreamFailed(status: number, code: string): void {
     if (this.respStarted) {
-      this.socket.destroy();
+      this.socket.resetAndDestroy();
       return;
     }
     this.respondLocal(status, null, errorBody(status, code), code);
@@ -827,7 +834,7 @@ export class ClientConnection implements PoolUser {
         } else {
           this.engine.countUpstreamError(key, 'SY_UPS_IDLE_TIMEOUT');
           this.dropUpstream();
-          this.socket.destroy();
+          this.socket.resetAndDestroy();
         }
         return;
       }
@@ -853,17 +860,30 @@ export class ClientConnection implements PoolUser {
     if (!this.reqBodyDone) {
       this.dropUpstream();
       this.socket.destroy();
+      return;
+    }
+    // Still queued for a pool slot: a FIN here is nearly always a client that gave up (a close
+    // looks the same as a half-close on the wire), and under overload its slot matters more.
+    if (
+      this.state === S_WAIT_UPSTREAM &&
+      this.target !== null &&
+      this.engine.poolFor(this.target, this.action!, this.table).cancel(this)
+    ) {
+      this.releaseTarget();
+      this.socket.destroy();
     }
   }
 
   onClientClose(): void {
+    // Give up the upstream (or the pool queue place) before the state says closed: dropUpstream
+    // looks at the state to know whether a queue slot is held.
+    this.dropUpstream();
     this.state = S_CLOSED;
     if (this.llmAbort !== null) {
       this.llmAbort.abort();
       this.llmAbort = null;
     }
     this.deadline = 0;
-    this.dropUpstream();
     this.buf = null;
     this.engine.connections.delete(this);
   }

@@ -183,10 +183,12 @@ export class UpstreamPool {
     this.waiters.push(user);
   }
 
-  /** Takes a user out of the queue (it gave up, e.g. its client left). */
-  cancel(user: PoolUser): void {
+  /** Takes a user out of the queue (it gave up, e.g. its client left); false when it was not queued. */
+  cancel(user: PoolUser): boolean {
     const i = this.waiters.indexOf(user);
-    if (i !== -1) this.waiters.splice(i, 1);
+    if (i === -1) return false;
+    this.waiters.splice(i, 1);
+    return true;
   }
 
   /** Returns a connection after an exchange; unusable ones are closed. */
