@@ -21,6 +21,17 @@ import { startNginx, type TestNginx } from './helpers/nginx.ts';
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
+/**
+ * Memory after a full GC, once freed buffers were swept: V8 releases ArrayBuffer backing stores on a
+ * background thread, which lags on a loaded machine, so one gc() can still count dead chunks.
+ */
+async function settledMemory(): Promise<NodeJS.MemoryUsage> {
+  gc();
+  await sleep(20);
+  gc();
+  return process.memoryUsage();
+}
+
 const baseline = handleSnapshot();
 const SMALL = 'hello from nginx\n';
 const BIG_BYTES = 8 * 1024 * 1024;
@@ -336,8 +347,7 @@ class ChunkDecoder {
 
 test('large download to a slow reader: bytes intact, proxy memory does not grow with the body', async () => {
   for (const path of ['/huge.bin', '/chunked/huge.bin']) {
-    gc();
-    const before = process.memoryUsage();
+    const before = await settledMemory();
     const client = await new RawClient(port).connected();
     const socket = client.socket;
     // Hash the body as it streams instead of collecting it in RawClient's buffer.
@@ -368,16 +378,15 @@ test('large download to a slow reader: bytes intact, proxy memory does not grow 
     client.write(`GET ${path} HTTP/1.1\r\nhost: nginx.test\r\nconnection: close\r\n\r\n`);
     let peakExternal = 0;
     let peakRss = 0;
-    const sample = (): void => {
-      gc();
-      const now = process.memoryUsage();
+    const sample = async (): Promise<void> => {
+      const now = await settledMemory();
       peakExternal = Math.max(peakExternal, now.arrayBuffers - before.arrayBuffers);
       peakRss = Math.max(peakRss, now.rss - before.rss);
     };
     // Stalled reader: whatever the proxy holds now, it holds because it kept reading nginx.
     for (let i = 0; i < 10; i++) {
       await sleep(100);
-      sample();
+      await sample();
     }
     // Slow reader: short bursts between pauses, sampling memory as the body streams.
     let ended = false;
@@ -389,14 +398,14 @@ test('large download to a slow reader: bytes intact, proxy memory does not grow 
       await sleep(5);
       socket.pause();
       await sleep(5);
-      if (round % 20 === 0) sample();
+      if (round % 20 === 0) await sample();
     }
     client.close();
     assert.equal(bodyBytes, HUGE_BYTES, path);
     assert.equal(hash.digest('hex'), hugeHash, path);
     assert.equal(decoder.done, chunked, path);
-    // Generous bounds: socket buffers and a read-ahead or two, never the 64 MiB body.
-    assert.ok(peakExternal < 8 * 1024 * 1024, `${path}: buffers grew by ${peakExternal} bytes with a slow reader`);
+    // Generous bounds (a loaded machine sweeps late): socket buffers and read-ahead, never the 64 MiB body.
+    assert.ok(peakExternal < 16 * 1024 * 1024, `${path}: buffers grew by ${peakExternal} bytes with a slow reader`);
     assert.ok(peakRss < HUGE_BYTES / 2, `${path}: RSS grew by ${peakRss} bytes with a slow reader`);
   }
 });
