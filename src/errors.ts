@@ -55,6 +55,11 @@ export const ERRORS = {
     retryable: false,
     message: 'CONNECT is not supported: Switchyard is a reverse proxy',
   },
+  SY_HTTP_BODY_TIMEOUT: {
+    status: 408,
+    retryable: false,
+    message: 'the request body stalled for longer than the idle timeout',
+  },
   SY_HTTP_HEAD_TIMEOUT: {
     status: 408,
     retryable: false,

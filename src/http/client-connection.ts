@@ -15,13 +15,15 @@
 import type { Socket } from 'node:net';
 import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { Tunnel } from '../l4/tunnel.ts';
+import { type FastSocket, kOnData } from '../listener/fast-read.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
+import { ChunkedDecoder } from './chunked-decoder.ts';
 import { GatewayResponse } from './gateway-response.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { errorBody, redirectLocation, serializeResponse } from './local-response.ts';
-import { buildRequestHead, buildResponseHead, buildUpgradeResponseHead } from './message-head.ts';
+import { buildInterimHead, buildRequestHead, buildResponseHead, buildUpgradeResponseHead } from './message-head.ts';
 import {
   ChunkedScanner,
   type HeadProgress,
@@ -34,7 +36,7 @@ import type { PoolUser, UpstreamConnection } from './upstream-pool.ts';
 
 const kClient = Symbol('switchyard.httpClient');
 
-interface ClientSocket extends Socket {
+interface ClientSocket extends FastSocket {
   [kClient]?: ClientConnection;
 }
 
@@ -118,6 +120,8 @@ export class ClientConnection implements PoolUser {
   respStarted: boolean;
   /** Whether the upstream sent bytes past the end of its response (it cannot be reused). */
   respOverrun: boolean;
+  /** Re-frames a chunked response as close-delimited for an HTTP/1.0 client; created on first need. */
+  dechunker: ChunkedDecoder | null;
 
   // The current LLM request, if any.
   llmChunks: Buffer[] | null;
@@ -162,11 +166,12 @@ export class ClientConnection implements PoolUser {
     this.respScanner = new ChunkedScanner(engine.limits, Number.POSITIVE_INFINITY, true);
     this.respStarted = false;
     this.respOverrun = false;
+    this.dechunker = null;
     this.llmChunks = null;
     this.llmAbort = null;
     this.llmResponse = null;
     this.socket[kClient] = this;
-    socket.on('data', onClientData);
+    this.socket[kOnData] = onClientData;
     socket.on('end', onClientEnd);
     socket.on('error', onClientError);
     socket.on('close', onClientClose);
@@ -587,8 +592,9 @@ export class ClientConnection implements PoolUser {
         return;
       }
       if (r.interim) {
-        // 100 Continue, 103 Early Hints: relayed as they are, then the final response follows.
-        this.socket.write(buf.subarray(start, this.respStart));
+        // 100 Continue, 103 Early Hints: relayed with the same field filtering as final heads, and
+        // never to an HTTP/1.0 client (RFC 9110 §15.2); then the final response follows.
+        if (req.versionMinor === 1) this.socket.write(buildInterimHead(r, this.route!, this.action!), 'latin1');
         if (this.respStart === buf.length) {
           this.respBuf = null;
           return;
@@ -611,6 +617,13 @@ export class ClientConnection implements PoolUser {
       case 'chunked':
         this.respBody = B_CHUNKED;
         this.respScanner.reset(engine.limits, Number.POSITIVE_INFINITY, true);
+        if (this.req!.versionMinor === 0) {
+          // An upstream that chunks for an HTTP/1.0 request anyway: the client gets the data
+          // close-delimited, since it cannot read chunked framing (RFC 9112 §6.1).
+          this.keepAlive = false;
+          if (this.dechunker === null) this.dechunker = new ChunkedDecoder();
+          else this.dechunker.reset();
+        }
         break;
       case 'close':
         this.respBody = B_CLOSE;
@@ -674,7 +687,9 @@ export class ClientConnection implements PoolUser {
         n = end - start;
     }
     this.deadline = this.engine.now + this.idleTimeoutMs();
-    if (n > 0 && !this.socket.write(start === 0 && n === end ? chunk : chunk.subarray(start, start + n))) {
+    if (this.respBody === B_CHUNKED && this.req!.versionMinor === 0) {
+      this.dechunker!.decode(chunk, start, start + n, this.writeDechunked);
+    } else if (n > 0 && !this.socket.write(start === 0 && n === end ? chunk : chunk.subarray(start, start + n))) {
       this.upstream?.socket.pause();
     }
     if (done) {
@@ -682,6 +697,11 @@ export class ClientConnection implements PoolUser {
       this.responseComplete();
     }
   }
+
+  /** Writes data of a re-framed chunked response (bound once per connection). */
+  readonly writeDechunked = (data: Buffer): void => {
+    if (!this.socket.write(data)) this.upstream?.socket.pause();
+  };
 
   onUpstreamEnd(): void {
     if (this.state === S_FORWARD && this.resp !== null && this.respBody === B_CLOSE) {
@@ -711,7 +731,11 @@ export class ClientConnection implements PoolUser {
     if (canRetry) {
       // A kept-alive socket the upstream had closed: nothing was processed, so send it again.
       this.staleRetries++;
-      this.useTarget(conn.pool.target);
+      this.target = conn.pool.target;
+      this.target.active++;
+      this.state = S_WAIT_UPSTREAM;
+      // A fresh socket: the other idle ones may be just as stale.
+      conn.pool.acquire(this, this.engine.now, true);
       return;
     }
     this.engine.countUpstreamError(conn.pool.target.key, 'SY_UPS_RESET');
@@ -820,8 +844,28 @@ export class ClientConnection implements PoolUser {
         this.engine.logger.info({ code: 'SY_HTTP_HEAD_TIMEOUT', client: this.clientIp }, 'request head timed out');
         this.respondLocal(408, null, errorBody(408, 'SY_HTTP_HEAD_TIMEOUT'), 'SY_HTTP_HEAD_TIMEOUT');
         return;
+      case S_LLM:
+        if (!this.reqBodyDone) {
+          this.engine.countError('SY_HTTP_BODY_TIMEOUT');
+          this.keepAlive = false;
+          this.llmChunks = null;
+          this.respondLocal(408, null, errorBody(408, 'SY_HTTP_BODY_TIMEOUT'), 'SY_HTTP_BODY_TIMEOUT');
+        }
+        return;
       case S_FORWARD: {
         const key = this.target?.key ?? '';
+        if (this.resp === null && !this.reqBodyDone) {
+          // The client stopped sending its body: its fault, not the upstream's.
+          this.engine.countError('SY_HTTP_BODY_TIMEOUT');
+          this.engine.logger.info(
+            { code: 'SY_HTTP_BODY_TIMEOUT', client: this.clientIp, requestId: this.requestId },
+            'request body stalled',
+          );
+          this.dropUpstream();
+          this.keepAlive = false;
+          this.respondLocal(408, null, errorBody(408, 'SY_HTTP_BODY_TIMEOUT'), 'SY_HTTP_BODY_TIMEOUT');
+          return;
+        }
         if (this.resp === null) {
           this.engine.countUpstreamError(key, 'SY_UPS_RESPONSE_TIMEOUT');
           this.engine.logger.warn(
@@ -898,7 +942,7 @@ export class ClientConnection implements PoolUser {
     const toUpstream = this.buf === null ? null : this.buf.subarray(this.bufStart);
     client.write(buildUpgradeResponseHead(resp, this, this.route!, this.action!, this.engine), 'latin1');
     this.engine.countResponse(this.route, 101);
-    client.removeListener('data', onClientData);
+    client[kOnData] = ignoreData;
     client.removeListener('end', onClientEnd);
     client.removeListener('error', onClientError);
     client.removeListener('close', onClientClose);
@@ -970,6 +1014,8 @@ function requestIdOf(headers: ReadonlyArray<string>, name: string): string | nul
   }
   return null;
 }
+
+function ignoreData(): void {}
 
 function onClientData(this: ClientSocket, chunk: Buffer): void {
   this[kClient]!.onData(chunk);

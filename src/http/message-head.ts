@@ -166,9 +166,29 @@ export function buildResponseHead(
 ): string {
   let out = `HTTP/1.1 ${resp.status} ${resp.reason || reasonPhrase(resp.status)}\r\n`;
   out += responseFields(resp, conn, route, action, engine);
-  if (resp.framing === 'chunked') out += 'transfer-encoding: chunked\r\n';
+  if (resp.framing === 'chunked' && conn.req!.versionMinor === 1) out += 'transfer-encoding: chunked\r\n';
   if (!conn.keepAlive) out += 'connection: close\r\n';
   else if (conn.req!.versionMinor === 0) out += 'connection: keep-alive\r\n';
+  return `${out}\r\n`;
+}
+
+/** A 1xx interim head (100, 103) relayed to an HTTP/1.1 client, filtered like a final head. */
+export function buildInterimHead(resp: ResponseHead, route: CompiledRoute, action: ForwardActionConfig): string {
+  const edits = plans(route, action).response;
+  const tokens = resp.connectionTokens;
+  const headers = resp.headers;
+  let out = `HTTP/1.1 ${resp.status} ${resp.reason || reasonPhrase(resp.status)}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = headers[i].toLowerCase();
+    if (
+      RESPONSE_FIELDS.has(lower) ||
+      (tokens.length > 0 && isConnectionToken(tokens, lower)) ||
+      edits.drop.has(lower)
+    ) {
+      continue;
+    }
+    out += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  }
   return `${out}\r\n`;
 }
 

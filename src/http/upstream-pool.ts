@@ -7,11 +7,12 @@
  * least likely to have been closed by the upstream's own idle timer).
  */
 import { connect, type Socket } from 'node:net';
+import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
 import type { TargetState } from '../policy/target-state.ts';
 
 const kConn = Symbol('switchyard.upstream');
 
-interface UpstreamSocket extends Socket {
+interface UpstreamSocket extends FastSocket {
   [kConn]?: UpstreamConnection;
 }
 
@@ -61,7 +62,12 @@ export class UpstreamConnection {
     this.idleSince = 0;
     this.connected = false;
     const target = pool.target;
-    const socket = connect({ host: target.host, port: target.port, noDelay: true }) as UpstreamSocket;
+    const socket = connect({
+      host: target.host,
+      port: target.port,
+      noDelay: true,
+      onread: FAST_READ,
+    }) as UpstreamSocket;
     socket[kConn] = this;
     this.socket = socket;
     socket.setTimeout(pool.options.connectTimeoutMs);
@@ -69,7 +75,7 @@ export class UpstreamConnection {
     socket.on('timeout', onConnectTimeout);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.on('data', onData);
+    socket[kOnData] = onData;
     socket.on('end', onEnd);
     socket.on('drain', onDrain);
   }
@@ -122,6 +128,8 @@ function onData(this: UpstreamSocket, chunk: Buffer): void {
   else user.onUpstreamData(chunk);
 }
 
+function ignoreData(): void {}
+
 function onEnd(this: UpstreamSocket): void {
   const conn = this[kConn]!;
   const user = conn.user;
@@ -156,11 +164,12 @@ export class UpstreamPool {
 
   /**
    * Gets a connection for `user`: an idle one at once (synchronously), a new one once connected,
-   * or a place in the bounded queue. When none can be had the user hears why.
+   * or a place in the bounded queue. When none can be had the user hears why. `fresh` skips idle
+   * sockets (a retry after a stale one).
    */
-  acquire(user: PoolUser, now: number): void {
+  acquire(user: PoolUser, now: number, fresh = false): void {
     const idle = this.idle;
-    while (idle.length > 0) {
+    while (!fresh && idle.length > 0) {
       const conn = idle.pop()!;
       if (conn.socket.destroyed || conn.socket.readableEnded) continue;
       conn.user = user;
@@ -236,7 +245,7 @@ export class UpstreamPool {
     const socket = conn.socket;
     socket.removeListener('error', onError);
     socket.removeListener('close', onClose);
-    socket.removeListener('data', onData);
+    socket[kOnData] = ignoreData;
     socket.removeListener('end', onEnd);
     socket.removeListener('drain', onDrain);
     socket[kConn] = undefined;

@@ -9,6 +9,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { SwitchyardError } from '../errors.ts';
+import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute } from '../route/route-table.ts';
@@ -16,7 +17,7 @@ import type { ProxyContext } from '../runtime/proxy-context.ts';
 
 const kTunnel = Symbol('switchyard.tunnel');
 
-interface TunnelSocket extends Socket {
+interface TunnelSocket extends FastSocket {
   [kTunnel]?: Tunnel;
 }
 
@@ -121,7 +122,9 @@ export class Tunnel {
       port: target.port,
       allowHalfOpen: true,
       noDelay: true,
+      onread: FAST_READ,
     }) as TunnelSocket;
+    upstream[kOnData] = ignoreData;
     upstream[kTunnel] = this;
     this.upstream = upstream;
     upstream.setTimeout(this.options.connectTimeoutMs);
@@ -152,12 +155,12 @@ export class Tunnel {
     upstream.removeListener('error', onUpstreamConnectError);
     upstream.on('error', onUpstreamError);
     upstream.on('close', onUpstreamClose);
-    upstream.on('data', onUpstreamData);
+    upstream[kOnData] = onUpstreamData;
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
     upstream.on('timeout', onIdleTimeout);
     upstream.setTimeout(this.options.idleTimeoutMs);
-    client.on('data', onClientData);
+    client[kOnData] = onClientData;
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
     client.on('timeout', onIdleTimeout);
@@ -188,6 +191,8 @@ export class Tunnel {
 
 function noop(): void {}
 
+function ignoreData(): void {}
+
 function onUpstreamConnect(this: TunnelSocket): void {
   const tunnel = this[kTunnel]!;
   if (tunnel.client.destroyed) {
@@ -212,13 +217,14 @@ function onUpstreamConnectError(this: TunnelSocket, err: Error): void {
 
 function onClientData(this: TunnelSocket, chunk: Buffer): void {
   const upstream = this[kTunnel]!.upstream!;
-  // Backpressure: stop reading the client until the upstream has flushed.
-  if (!upstream.write(chunk)) this.pause();
+  // Backpressure: stop reading the client until the upstream has flushed. A side that is gone
+  // takes nothing more, and must not leave the other paused (it would never read its FIN).
+  if (!upstream.write(chunk) && !upstream.destroyed) this.pause();
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
   const client = this[kTunnel]!.client;
-  if (!client.write(chunk)) this.pause();
+  if (!client.write(chunk) && !client.destroyed) this.pause();
 }
 
 function onUpstreamDrain(this: TunnelSocket): void {

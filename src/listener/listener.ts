@@ -10,11 +10,12 @@ import { normalizeAddress } from '../route/ip-matcher.ts';
 import type { MatchContext, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { looksLikeTls, parseClientHello } from './client-hello.ts';
+import { adoptAccepted, type FastSocket, kOnData } from './fast-read.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
 
 const kClassifier = Symbol('switchyard.classifier');
 
-interface ClassifiedSocket extends Socket {
+interface ClassifiedSocket extends FastSocket {
   [kClassifier]?: Classifier;
 }
 
@@ -68,12 +69,13 @@ export class Listener {
     if (this.server.listening) this.server.close();
   }
 
-  private accept(socket: Socket): void {
+  private accept(accepted: Socket): void {
     const ctx = this.ctx;
     if (ctx.closing) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
+    const socket = adoptAccepted(accepted, { allowHalfOpen: true });
     ctx.clients.add(socket);
     ctx.metrics.activeConnections.inc();
     socket.on('close', onSocketClose);
@@ -125,7 +127,7 @@ class Classifier {
     const socket = this.socket;
     socket.setTimeout(this.table.config.timeouts.classifyMs);
     socket.on('timeout', onClassifyTimeout);
-    socket.on('data', onClassifyData);
+    socket[kOnData] = onClassifyData;
     socket.on('end', onClassifyEnd);
     socket.on('error', noop);
     socket.resume();
@@ -179,7 +181,7 @@ class Classifier {
   /** Picks the route and starts its action; closes the connection when none matches. */
   route(): void {
     const socket = this.socket;
-    socket.removeListener('data', onClassifyData);
+    socket[kOnData] = ignoreData;
     socket.removeListener('end', onClassifyEnd);
     socket.removeListener('timeout', onClassifyTimeout);
     socket.removeListener('error', noop);
@@ -225,6 +227,8 @@ class Classifier {
 }
 
 function noop(): void {}
+
+function ignoreData(): void {}
 
 function onClassifyData(this: ClassifiedSocket, chunk: Buffer): void {
   this[kClassifier]!.onData(chunk);
