@@ -234,7 +234,7 @@ test('a slow upload longer than responseTimeoutMs is not cut: the timeout starts
   }
 });
 
-test('a client that stalls in the middle of its body gets 408, and the upstream is not blamed', {}, async () => {
+test('a client that stalls in the middle of its body gets 408, and the upstream is not blamed', async () => {
   const upstream = await new NodeUpstream('U').listen();
   const { proxy, port } = await startProxy([upstream.target], { responseTimeoutMs: 300, idleTimeoutMs: 500 });
   const client = await new RawClient(port).connected();
@@ -296,7 +296,7 @@ test('upstream closes in the middle of a chunked body: no terminating chunk is i
   }
 });
 
-test('upstream resets in the middle of a close-delimited body: the client sees a reset, not a clean end', {}, async () => {
+test('upstream resets in the middle of a close-delimited body: the client sees a reset, not a clean end', async () => {
   const dying = await rawUpstream((socket) => {
     socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\npartial');
     setTimeout(() => socket.resetAndDestroy(), 50);
@@ -397,7 +397,7 @@ test('a 101 to a request that asked for no upgrade is a 502, and no tunnel is op
   }
 });
 
-test('an unexpected 101 is counted as an upstream error like every other bad response', {}, async () => {
+test('an unexpected 101 is counted as an upstream error like every other bad response', async () => {
   const bad = await unexpectedUpgrade();
   const { proxy, port } = await startProxy([`127.0.0.1:${bad.port}`]);
   try {
@@ -726,7 +726,7 @@ test('a stale pooled connection is retried for an idempotent request, not for a 
   }
 });
 
-test('after a stale pooled connection, the retry uses a fresh connection, not another pooled one', {}, async () => {
+test('after a stale pooled connection, the retry uses a fresh connection, not another pooled one', async () => {
   let connections = 0;
   // Answers the first request of each connection (after 100 ms, so concurrent requests open
   // several connections); a second request finds the connection closed, as after an upstream restart.
@@ -866,7 +866,7 @@ test('pool queue: a waiter is served when the connection frees up, or gets 503 a
   }
 });
 
-test('a queued client that disconnects frees its queue slot', {}, async () => {
+test('a queued client that disconnects frees its queue slot', async () => {
   const upstream = await new NodeUpstream('Q').listen();
   const { proxy, port } = await startProxy([upstream.target], {
     pool: { maxConnections: 1, queueSize: 1, queueTimeoutMs: 5000 },
@@ -919,7 +919,7 @@ test('103 Early Hints is relayed before the final response', async () => {
   }
 });
 
-test('interim responses get the same hop-by-hop filtering as final ones, and speak HTTP/1.1', {}, async () => {
+test('interim responses get the same hop-by-hop filtering as final ones, and speak HTTP/1.1', async () => {
   const upstream = await rawUpstream((socket) => socket.write(EARLY_HINTS.replace('HTTP/1.1 103', 'HTTP/1.0 103')));
   const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`]);
   try {
@@ -936,7 +936,7 @@ test('interim responses get the same hop-by-hop filtering as final ones, and spe
   }
 });
 
-test('no 1xx response goes to an HTTP/1.0 client', {}, async () => {
+test('no 1xx response goes to an HTTP/1.0 client', async () => {
   const upstream = await rawUpstream((socket) => socket.write(EARLY_HINTS));
   const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`]);
   try {
@@ -948,8 +948,7 @@ test('no 1xx response goes to an HTTP/1.0 client', {}, async () => {
   }
 });
 
-test('an HTTP/1.0 client never gets a chunked response, even from an upstream that chunks anyway', {
-}, async () => {
+test('an HTTP/1.0 client never gets a chunked response, even from an upstream that chunks anyway', async () => {
   const upstream = await rawUpstream((socket) =>
     socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
   );
