@@ -3,6 +3,8 @@
 # README command 2, and what .ci/run calls. Safe to re-run: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian keeps nginx and friends in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 # Debian packages the integration tests drive as real peers. Bench peers are installed by bench/.
 need=()
