@@ -71,3 +71,13 @@ test('a reload with a changed llm block swaps the gateway', async () => {
   const reply = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
   assert.equal(reply.choices[0].message.content, 'second config');
 });
+
+test('usage per alias and provider reaches the Prometheus registry', async () => {
+  await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'count me' }] });
+  const text = await proxy.metrics.registry.metrics();
+  const requests = text.match(/^switchyard_llm_requests\{alias="chat",provider="mock"\} (\d+)$/m);
+  assert.ok(requests !== null && Number(requests[1]) >= 1, text);
+  const tokens = text.match(/^switchyard_llm_completion_tokens\{alias="chat",provider="mock"\} (\d+)$/m);
+  assert.ok(tokens !== null && Number(tokens[1]) > 0, 'completion tokens counted');
+  assert.match(text, /^switchyard_llm_provider_limit\{provider="mock",kind="limit"\} \d+$/m);
+});

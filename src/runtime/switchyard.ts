@@ -9,6 +9,7 @@ import { HttpEngine } from '../http/http-engine.ts';
 import { Listener } from '../listener/listener.ts';
 import { LlmGateway } from '../llm/gateway.ts';
 import { EventLoopMonitor } from '../observe/event-loop-monitor.ts';
+import { registerLlmMetrics } from '../observe/llm-metrics.ts';
 import { createLogger, flushLogger } from '../observe/logger.ts';
 import { ProxyMetrics } from '../observe/metrics.ts';
 import { TargetRegistry } from '../policy/target-state.ts';
@@ -60,6 +61,7 @@ export class Switchyard {
       llm: null,
     };
     this.http = new HttpEngine(this.ctx);
+    registerLlmMetrics(this.metrics.registry, () => this.ctx.llm);
     this.ctx.http = this.http;
     this.#listeners = new Map();
     this.#bind = config.bind;
