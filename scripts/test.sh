@@ -21,6 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
-# npm ci gives an exact, clean install from the lockfile (including the pinned Node 24).
-npm ci --no-audit --no-fund
+# Install from the lockfile (including the pinned Node 24). Not `npm ci`: npm 11 leaves other
+# platforms' optional packages (biome's per-OS binaries) out of the lockfile it writes, and then
+# refuses `npm ci` for the missing entries; `npm install` honours the lockfile all the same.
+npm install --no-audit --no-fund
 npm test
