@@ -47,3 +47,31 @@ backend upstream
 `;
   return startHaproxy(ctx, 'haproxy-tcp', conf, port);
 }
+
+/**
+ * HAProxy in `mode http` with `nbthread 1`: keep-alive on both sides and `http-reuse always`, so
+ * idle upstream connections are shared between client connections as nginx's `keepalive` does.
+ */
+export async function startHaproxyHttp(ctx: ScenarioContext, targetPort: number): Promise<HaproxyInstance> {
+  const port = await freePort();
+  const conf = `global
+  nbthread 1
+
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+
+frontend bench
+  bind ${LOOPBACK}:${port}
+  default_backend upstream
+
+backend upstream
+  server s1 ${LOOPBACK}:${targetPort}
+`;
+  return startHaproxy(ctx, 'haproxy-http', conf, port);
+}

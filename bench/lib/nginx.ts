@@ -5,6 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CpuRole, ScenarioContext } from './context.ts';
+import { withNofile } from './nofile.ts';
 import { freePort, LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
 import { waitForPort } from './wait-for-port.ts';
@@ -16,13 +17,13 @@ export interface NginxInstance {
 }
 
 /** Main-context lines shared by every nginx the harness starts. */
-function mainContext(dir: string, name: string, loadModule = ''): string {
+function mainContext(dir: string, name: string, loadModule = '', workerConnections = 8192): string {
   return `${loadModule}
 worker_processes 1;
 daemon off;
 pid ${join(dir, `${name}.pid`)};
 error_log ${join(dir, `${name}-error.log`)} warn;
-events { worker_connections 8192; }
+events { worker_connections ${workerConnections}; }
 `;
 }
 
@@ -56,6 +57,12 @@ export async function startNginx(
   return { port, process: proc };
 }
 
+/**
+ * Body of the backend's `GET /small`: 100 bytes, answered from config like `/hello`, for the HTTP
+ * scenarios' "small response" (the size of a typical small JSON API answer).
+ */
+export const SMALL_BODY = `${'0123456789'.repeat(9)}012345678\n`;
+
 /** Files the backend serves, by URL path (`/1m.bin`), with their bytes. */
 export type BackendFiles = Readonly<Record<string, Uint8Array>>;
 
@@ -85,6 +92,10 @@ ${tempPaths(ctx.dir, name)}
       default_type text/plain;
       return 200 "hello\\n";
     }
+    location = /small {
+      default_type text/plain;
+      return 200 "${SMALL_BODY.replace('\n', '\\n')}";
+    }
   }
 }
 `;
@@ -109,4 +120,59 @@ stream {
 }
 `;
   return startNginx(ctx, name, conf, port, 'proxy');
+}
+
+/** Options of {@link startNginxHttpProxy}. */
+export interface NginxHttpProxyOptions {
+  /**
+   * `worker_connections` (default 8192); the idle-connections scenario needs more, and a `nofile`
+   * limit to match (nginx counts client and upstream connections alike).
+   */
+  readonly workerConnections?: number;
+  /** Client keep-alive timeout in seconds (default 300, so no benchmark connection is closed). */
+  readonly keepaliveTimeoutS?: number;
+  /** Start through `bash -c 'ulimit -n N; exec nginx ...'` (the master needs the limit too). */
+  readonly nofile?: number;
+}
+
+/**
+ * nginx as an HTTP reverse proxy (`proxy_pass`): one worker, an `upstream` block with
+ * `keepalive 64`, HTTP/1.1 upstream with the Connection header cleared, so upstream connections
+ * are reused as in every other contender.
+ */
+export async function startNginxHttpProxy(
+  ctx: ScenarioContext,
+  targetPort: number,
+  options: NginxHttpProxyOptions = {},
+): Promise<NginxInstance> {
+  const name = 'nginx-http';
+  const port = await freePort();
+  const conf = `${mainContext(ctx.dir, name, '', options.workerConnections)}
+http {
+  access_log off;
+  keepalive_requests 1000000000;
+  keepalive_timeout ${options.keepaliveTimeoutS ?? 300}s;
+${tempPaths(ctx.dir, name)}
+  upstream backend {
+    server ${LOOPBACK}:${targetPort};
+    keepalive 64;
+    keepalive_requests 1000000000;
+    keepalive_timeout 300s;
+  }
+  server {
+    listen ${LOOPBACK}:${port} backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+  const file = join(ctx.dir, `${name}.conf`);
+  await writeFile(file, conf);
+  const args = ['-p', ctx.dir, '-e', join(ctx.dir, `${name}-error.log`), '-c', file];
+  const proc = await ctx.spawn({ name, ...withNofile('nginx', args, options.nofile), role: 'proxy' });
+  await waitForPort(LOOPBACK, port, proc);
+  return { port, process: proc };
 }

@@ -67,6 +67,40 @@ function ratioRow(r: RatioResult, primary: ScenarioResult['primary']): string {
   return `| ${cells.join(' | ')} |`;
 }
 
+/** `key (unit)` renders as `key value unit`; other keys as `key value`. */
+function extraText(key: string, value: number | string | null): string {
+  const unit = /^(.*) \((.+)\)$/.exec(key);
+  const shown = value === null ? '–' : typeof value === 'number' ? value.toLocaleString('en-US') : value;
+  return unit === null ? `${key} ${shown}` : `${unit[1]} ${shown} ${unit[2]}`;
+}
+
+/**
+ * Scenarios without wrk load (idle connections held, for instance) get a memory table with one
+ * column per `extra` figure instead of the load table.
+ */
+function memoryTable(contenders: readonly ContenderResult[]): string[] {
+  const keys = [...new Set(contenders.flatMap((c) => Object.keys(c.extra)))];
+  const rows = contenders.map((c) => {
+    const cells = [
+      c.role === 'subject' ? `**${c.name}**` : c.name,
+      mib(c.memory.idle?.rssKiB),
+      mib(c.memory.loaded?.rssKiB),
+      mib(c.memory.loaded?.hwmKiB),
+      ...keys.map((k) => {
+        const v = c.extra[k];
+        return v === undefined || v === null ? '–' : typeof v === 'number' ? v.toLocaleString('en-US') : v;
+      }),
+    ];
+    return `| ${cells.join(' | ')} |`;
+  });
+  return [
+    `| contender | RSS before MiB | RSS after MiB | peak RSS MiB | ${keys.join(' | ')} |`,
+    `|---|--:|--:|--:|${keys.map(() => '--:|').join('')}`,
+    ...rows,
+    '',
+  ];
+}
+
 function scenarioSection(s: ScenarioResult): string {
   const lines = [`### ${s.name}`, '', s.description, ''];
   lines.push(
@@ -76,7 +110,9 @@ function scenarioSection(s: ScenarioResult): string {
     '',
   );
   if (s.error) lines.push(`**Scenario failed:** ${s.error}`, '');
-  if (s.contenders.length > 0) {
+  const loadless = s.contenders.length > 0 && s.contenders.every((c) => c.summary === null && c.rounds.length === 0);
+  if (loadless) lines.push(...memoryTable(s.contenders));
+  else if (s.contenders.length > 0) {
     lines.push(
       '| contender | req/s | MiB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU % | CPU µs/req | RSS idle MiB | RSS after MiB | peak RSS MiB |',
       '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
@@ -93,7 +129,7 @@ function scenarioSection(s: ScenarioResult): string {
     );
   }
   for (const c of s.contenders) {
-    const extra = Object.entries(c.extra).map(([k, v]) => `${k} ${v ?? '–'}`);
+    const extra = loadless ? [] : Object.entries(c.extra).map(([k, v]) => extraText(k, v));
     if (c.eventLoopLagP99Ms !== null) extra.unshift(`event-loop lag p99 ${c.eventLoopLagP99Ms.toFixed(1)} ms`);
     const figures = extra.length > 0 ? ` (${extra.join(', ')})` : '';
     const failed = c.error ? `. **Failed:** ${c.error.split('\n')[0]}` : '';

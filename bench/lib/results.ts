@@ -53,7 +53,7 @@ export interface ContenderResult {
     /** Right after its last measured run; `hwmKiB` is the peak over the whole life. */
     readonly loaded: MemorySample | null;
   };
-  /** Switchyard's event-loop lag p99 under load, when the proxy exposes it (not yet). */
+  /** Switchyard's event-loop lag p99 under load (ms past the monitor's sampling interval), or null. */
   readonly eventLoopLagP99Ms: number | null;
   /** Figures particular to a scenario. */
   readonly extra: Readonly<Record<string, number | string | null>>;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import type { ScenarioContext } from './context.ts';
+import { withNofile } from './nofile.ts';
 import { freePort, LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
 import { waitForPort } from './wait-for-port.ts';
@@ -31,6 +32,7 @@ export async function startSwitchyard(
   name: string,
   config: ConfigInput,
   port: number,
+  nofile?: number,
 ): Promise<SwitchyardInstance> {
   const root = ctx.options.switchyardRoot;
   const cli = switchyardCli(root);
@@ -43,8 +45,7 @@ export async function startSwitchyard(
   await writeFile(file, stringify(config));
   const proc = await ctx.spawn({
     name,
-    command: ctx.options.nodeBinary,
-    args: [cli, 'start', '--config', file],
+    ...withNofile(ctx.options.nodeBinary, [cli, 'start', '--config', file], nofile),
     cwd: root,
     role: 'proxy',
   });
@@ -69,4 +70,42 @@ export async function startSwitchyardTcp(ctx: ScenarioContext, targetPort: numbe
     ],
   };
   return startSwitchyard(ctx, 'switchyard-tcp', config, port);
+}
+
+/** Options of {@link startSwitchyardHttp}. */
+export interface SwitchyardHttpOptions {
+  /** Process and file name (default `switchyard-http`). */
+  readonly name?: string;
+  /** `log.level`; `info` is needed for the stop line with event-loop lag (default `warn`). */
+  readonly logLevel?: 'warn' | 'info';
+  /** Open-files limit for the process (see `withNofile`). */
+  readonly nofile?: number;
+}
+
+/**
+ * Switchyard with one route: a `forward` in `mode: http` of its port to `targetPort`, with the
+ * default upstream pool, and client keep-alive long enough that no benchmark connection is
+ * closed for idleness (the 60 s default would cut the idle-connections scenario short).
+ */
+export async function startSwitchyardHttp(
+  ctx: ScenarioContext,
+  targetPort: number,
+  options: SwitchyardHttpOptions = {},
+): Promise<SwitchyardInstance> {
+  const port = await freePort();
+  const config: ConfigInput = {
+    bind: LOOPBACK,
+    log: { level: options.logLevel ?? 'warn' },
+    // Nothing is left to drain when the harness stops it; do not wait for the default deadline.
+    timeouts: { shutdownMs: 1000 },
+    http: { keepAliveTimeoutMs: 600_000 },
+    routes: [
+      {
+        name: 'bench',
+        match: { ports: port },
+        action: { type: 'forward', mode: 'http', targets: [`${LOOPBACK}:${targetPort}`] },
+      },
+    ],
+  };
+  return startSwitchyard(ctx, options.name ?? 'switchyard-http', config, port, options.nofile);
 }

@@ -1,7 +1,11 @@
 /** Every scenario, in the order a full run executes them. Add new scenarios here. */
 import type { Scenario } from '../lib/context.ts';
+import { http64k } from './http-64k.ts';
+import { httpClose } from './http-close.ts';
+import { httpIdle } from './http-idle.ts';
+import { httpSmall } from './http-small.ts';
 import { tcpBulk } from './tcp-bulk.ts';
 import { tcpSmall } from './tcp-small.ts';
 
 /** All scenarios of `npm run bench`. */
-export const SCENARIOS: readonly Scenario[] = [tcpSmall, tcpBulk];
+export const SCENARIOS: readonly Scenario[] = [tcpSmall, tcpBulk, httpSmall, http64k, httpClose, httpIdle];

@@ -1,0 +1,99 @@
+/**
+ * Switchyard's event-loop lag under load. Switchyard logs the percentiles of its event-loop delay
+ * histogram (sampled every 10 ms from start to stop) in its last line when stopped with SIGTERM:
+ * `{"eventLoopLag":{"p50Ms","p99Ms","maxMs"},"msg":"switchyard stopped"}`. Since the histogram
+ * covers the whole life of the process, the harness measures lag on a separate, fresh instance
+ * that does nothing but serve the scenario's load (warm-up, then one measured run) and is stopped
+ * right after: in the measured comparison Switchyard sits idle while the other contenders take
+ * their turns, and those idle samples would dilute the percentiles.
+ *
+ * The logged figures are not the lag itself: Node's `monitorEventLoopDelay` records the interval
+ * between two firings of its sampling timer, so a loop that never blocks logs about 10.1 ms at
+ * Switchyard's 10 ms resolution (checked on Node 24: idle p50 10.13 ms; a loop blocked 30 ms
+ * every 100 ms logs max 40.4 ms). The harness subtracts the sampling interval and keeps the logged
+ * figures beside the result. If src/observe/event-loop-monitor.ts starts subtracting it itself,
+ * set SAMPLE_INTERVAL_MS to 0.
+ */
+import { readFile } from 'node:fs/promises';
+import type { ScenarioContext } from './context.ts';
+import { LOOPBACK } from './ports.ts';
+import type { ManagedProcess } from './processes.ts';
+import { runWrk, type WrkLoad, type WrkResult } from './wrk.ts';
+
+/** Event-loop delay percentiles in milliseconds, as Switchyard logs them. */
+export interface EventLoopLag {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** Resolution of Switchyard's event-loop monitor, included in every figure it logs. */
+export const SAMPLE_INTERVAL_MS = 10;
+
+/** What the lag run measured: the lag, the figures as logged, and the load it was measured under. */
+export interface LagRun {
+  /** Delay past the sampling interval: the time the loop was blocked (or the process descheduled). */
+  readonly lag: EventLoopLag;
+  /** As Switchyard logged them (sampling interval included). */
+  readonly logged: EventLoopLag;
+  readonly load: WrkResult;
+}
+
+function pastInterval(ms: number): number {
+  return Math.max(0, Math.round((ms - SAMPLE_INTERVAL_MS) * 100) / 100);
+}
+
+function isLag(value: unknown): value is EventLoopLag {
+  const v = value as Partial<EventLoopLag> | null;
+  return typeof v?.p50Ms === 'number' && typeof v.p99Ms === 'number' && typeof v.maxMs === 'number';
+}
+
+/** The `eventLoopLag` of the last `switchyard stopped` line in a log, or null. */
+export function parseStopLine(log: string): EventLoopLag | null {
+  const lines = log.trimEnd().split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (!lines[i].includes('"switchyard stopped"')) continue;
+    try {
+      const entry = JSON.parse(lines[i]) as { msg?: string; eventLoopLag?: unknown };
+      if (entry.msg === 'switchyard stopped' && isLag(entry.eventLoopLag)) return entry.eventLoopLag;
+    } catch {
+      // Not a JSON line; keep looking.
+    }
+  }
+  return null;
+}
+
+/**
+ * Starts a fresh Switchyard with `start` (its config must log at `info`), applies `load` for the
+ * warm-up and one measured run, stops it with SIGTERM and reads the lag from its stop line.
+ */
+export async function measureEventLoopLag(
+  ctx: ScenarioContext,
+  start: () => Promise<{ port: number; process: ManagedProcess }>,
+  load: WrkLoad,
+): Promise<LagRun> {
+  const { port, process: proc } = await start();
+  const base = {
+    supervisor: ctx.supervisor,
+    dir: ctx.dir,
+    origin: `http://${LOOPBACK}:${port}`,
+    load,
+    cpus: ctx.cpus('client'),
+  };
+  if (ctx.options.warmupS > 0) await runWrk({ ...base, durationS: ctx.options.warmupS });
+  const result = await runWrk({ ...base, durationS: ctx.options.durationS });
+  await proc.stop(10_000);
+  const exit = proc.exit;
+  const logged = parseStopLine(await readFile(proc.logFile, 'utf8'));
+  if (logged === null) {
+    throw new Error(
+      `no "switchyard stopped" line with eventLoopLag (exit ${exit?.signal ?? exit?.code}):\n${await proc.logTail()}`,
+    );
+  }
+  const lag = {
+    p50Ms: pastInterval(logged.p50Ms),
+    p99Ms: pastInterval(logged.p99Ms),
+    maxMs: pastInterval(logged.maxMs),
+  };
+  return { lag, logged, load: result };
+}
