@@ -7,12 +7,9 @@
  * right after: in the measured comparison Switchyard sits idle while the other contenders take
  * their turns, and those idle samples would dilute the percentiles.
  *
- * The logged figures are not the lag itself: Node's `monitorEventLoopDelay` records the interval
- * between two firings of its sampling timer, so a loop that never blocks logs about 10.1 ms at
- * Switchyard's 10 ms resolution (checked on Node 24: idle p50 10.13 ms; a loop blocked 30 ms
- * every 100 ms logs max 40.4 ms). The harness subtracts the sampling interval and keeps the logged
- * figures beside the result. If src/observe/event-loop-monitor.ts starts subtracting it itself,
- * set SAMPLE_INTERVAL_MS to 0.
+ * Node's `monitorEventLoopDelay` records the interval between two firings of its sampling timer,
+ * so an idle loop reads about one resolution (10 ms); src/observe/event-loop-monitor.ts subtracts
+ * the resolution before logging, so the logged figures are the lag itself.
  */
 import { readFile } from 'node:fs/promises';
 import type { ScenarioContext } from './context.ts';
@@ -27,8 +24,8 @@ export interface EventLoopLag {
   readonly maxMs: number;
 }
 
-/** Resolution of Switchyard's event-loop monitor, included in every figure it logs. */
-export const SAMPLE_INTERVAL_MS = 10;
+/** Offset to remove from logged figures: 0, since Switchyard logs the delay past its resolution. */
+export const SAMPLE_INTERVAL_MS = 0;
 
 /** What the lag run measured: the lag, the figures as logged, and the load it was measured under. */
 export interface LagRun {
