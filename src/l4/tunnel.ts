@@ -240,12 +240,12 @@ function onClientDrain(this: TunnelSocket): void {
 /** Half-close: the client sent FIN, so pass it on; the other direction keeps flowing. */
 function onClientEnd(this: TunnelSocket): void {
   const upstream = this[kTunnel]!.upstream;
-  if (upstream !== null && !upstream.destroyed) upstream.end();
+  if (upstream !== null && !upstream.destroyed && !upstream.writableEnded) upstream.end();
 }
 
 function onUpstreamEnd(this: TunnelSocket): void {
   const client = this[kTunnel]!.client;
-  if (!client.destroyed) client.end();
+  if (!client.destroyed && !client.writableEnded) client.end();
 }
 
 function onIdleTimeout(this: TunnelSocket): void {
