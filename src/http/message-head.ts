@@ -174,22 +174,8 @@ export function buildResponseHead(
 
 /** A 1xx interim head (100, 103) relayed to an HTTP/1.1 client, filtered like a final head. */
 export function buildInterimHead(resp: ResponseHead, route: CompiledRoute, action: ForwardActionConfig): string {
-  const edits = plans(route, action).response;
-  const tokens = resp.connectionTokens;
-  const headers = resp.headers;
-  let out = `HTTP/1.1 ${resp.status} ${resp.reason || reasonPhrase(resp.status)}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) {
-    const lower = headers[i].toLowerCase();
-    if (
-      RESPONSE_FIELDS.has(lower) ||
-      (tokens.length > 0 && isConnectionToken(tokens, lower)) ||
-      edits.drop.has(lower)
-    ) {
-      continue;
-    }
-    out += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  }
-  return `${out}\r\n`;
+  const kept = keptResponseFields(resp, plans(route, action).response, '');
+  return `HTTP/1.1 ${resp.status} ${resp.reason || reasonPhrase(resp.status)}\r\n${kept.out}\r\n`;
 }
 
 /** The 101 head sent to the client before a tunnel: Connection and Upgrade are kept. */
@@ -214,9 +200,22 @@ function responseFields(
   engine: HttpEngine,
 ): string {
   const edits = plans(route, action).response;
+  const idName = engine.requestIdHeader;
+  const kept = keptResponseFields(resp, edits, idName);
+  return kept.hasId ? kept.out + edits.lines : `${kept.out}${idName}: ${conn.requestId}\r\n${edits.lines}`;
+}
+
+/**
+ * The upstream's fields that go on to the client: not hop-by-hop, not named in Connection, not
+ * removed by the route. `hasId` tells whether the field `idName` was among them.
+ */
+function keptResponseFields(
+  resp: ResponseHead,
+  edits: HeaderEditPlan,
+  idName: string,
+): { out: string; hasId: boolean } {
   const tokens = resp.connectionTokens;
   const headers = resp.headers;
-  const idName = engine.requestIdHeader;
   let out = '';
   let hasId = false;
   for (let i = 0; i < headers.length; i += 2) {
@@ -232,8 +231,7 @@ function responseFields(
     if (lower === idName) hasId = true;
     out += `${name}: ${headers[i + 1]}\r\n`;
   }
-  if (!hasId) out += `${idName}: ${conn.requestId}\r\n`;
-  return out + edits.lines;
+  return { out, hasId };
 }
 
 /** First value of a field (case-insensitive name), or ''. */
