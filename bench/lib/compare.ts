@@ -32,6 +32,11 @@ export interface Endpoint {
   readonly pids: readonly number[];
   /** Called after each measured run; the last answer is kept. */
   readonly probe?: () => Promise<ContenderProbe>;
+  /**
+   * Request headers this contender needs on top of the load's (a gateway's routing headers, for
+   * instance), sent by wrk and by the comparison's `check`.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One way of doing the scenario's job. */
@@ -51,7 +56,20 @@ export interface Comparison {
   /** `[subject, reference]` pairs by contender name. */
   readonly ratios: ReadonlyArray<readonly [string, string]>;
   readonly primary: PrimaryMetric;
+  /**
+   * Sends one request of the load to a started contender and throws when the answer is wrong.
+   * A contender that fails it is reported as failed and not measured: wrk counts a fast error
+   * page as a request like any other.
+   */
+  readonly check?: (origin: string, load: WrkLoad) => Promise<void>;
 }
+
+/**
+ * Share of a round's requests that may fail (HTTP status ≥ 400, socket errors, timeouts) before the
+ * contender is reported as failed rather than measured: a proxy answering errors quickly would
+ * otherwise look fast.
+ */
+const MAX_ERROR_SHARE = 0.01;
 
 interface Live {
   readonly contender: Contender;
@@ -99,7 +117,7 @@ export function ratios(
   contenders: readonly ContenderResult[],
   pairs: ReadonlyArray<readonly [string, string]>,
 ): RatioResult[] {
-  const byName = new Map(contenders.map((c) => [c.name, c.summary]));
+  const byName = new Map(contenders.map((c) => [c.name, c.error === null ? c.summary : null]));
   return pairs.map(([subject, reference]) => {
     const s = byName.get(subject) ?? undefined;
     const r = byName.get(reference) ?? undefined;
@@ -119,16 +137,25 @@ function brief(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-async function startAll(ctx: ScenarioContext, contenders: readonly Contender[]): Promise<Live[]> {
+async function startAll(ctx: ScenarioContext, comparison: Comparison): Promise<Live[]> {
   const live: Live[] = [];
-  for (const contender of contenders) {
+  for (const contender of comparison.contenders) {
     ctx.signal.throwIfAborted();
     try {
       const endpoint = await contender.start(ctx);
+      let error: string | null = null;
+      if (comparison.check !== undefined) {
+        try {
+          await comparison.check(origin(endpoint), loadFor(endpoint, comparison.load));
+        } catch (failure) {
+          error = `check: ${brief(failure)}`;
+          ctx.log(`  ${contender.name}: ${error}`);
+        }
+      }
       live.push({
         contender,
         endpoint,
-        error: null,
+        error,
         rounds: [],
         idle: await sampleMemory(endpoint.pids),
         loaded: null,
@@ -150,13 +177,33 @@ async function startAll(ctx: ScenarioContext, contenders: readonly Contender[]):
   return live;
 }
 
+function origin(endpoint: Endpoint): string {
+  return `http://${endpoint.host}:${endpoint.port}`;
+}
+
+/** The load as this contender receives it: its own headers added to the load's. */
+function loadFor(endpoint: Endpoint, load: WrkLoad): WrkLoad {
+  return endpoint.headers === undefined ? load : { ...load, headers: { ...load.headers, ...endpoint.headers } };
+}
+
+/** Why a round counts as failed (too many errors), or null. */
+function failedRound(result: RoundResult): string | null {
+  const e = result.errors;
+  const errors = e.connect + e.read + e.write + e.status + e.timeout;
+  if (result.requests > 0 && errors <= result.requests * MAX_ERROR_SHARE) return null;
+  const kinds = Object.entries(e)
+    .filter(([, n]) => n > 0)
+    .map(([kind, n]) => `${kind === 'status' ? 'HTTP status ≥ 400' : kind} ${n}`);
+  return `${errors} errors in ${result.requests} requests (${kinds.join(', ') || 'no response at all'})`;
+}
+
 async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promise<void> {
   const endpoint = entry.endpoint!;
   const base = {
     supervisor: ctx.supervisor,
     dir: ctx.dir,
-    origin: `http://${endpoint.host}:${endpoint.port}`,
-    load,
+    origin: origin(endpoint),
+    load: loadFor(endpoint, load),
     cpus: ctx.cpus('client'),
   };
   const { warmupS, durationS } = ctx.options;
@@ -177,18 +224,24 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
       (proxyCpuS === null ? '' : `  proxy CPU ${((proxyCpuS / result.durationS) * 100).toFixed(0)}%`) +
       (errors > 0 ? `  errors ${errors}` : ''),
   );
+  const failure = failedRound(result);
+  if (failure !== null) {
+    entry.error = `load: ${failure}`;
+    ctx.log(`  ${entry.contender.name}: failed: ${failure}`);
+  }
 }
 
 /**
  * Starts every contender, measures each `ctx.options.rounds` times (rotating the order each round
  * so slow drift of a shared machine does not always hit the same one), reads memory, and
- * computes ratios. A contender that fails is reported with its error; the others still run.
+ * computes ratios. A contender that fails (to start, the `check`, or under load with more than 1%
+ * of requests failing) is reported with its error and left out of the ratios; the others still run.
  */
 export async function compare(
   ctx: ScenarioContext,
   comparison: Comparison,
 ): Promise<Pick<ScenarioResult, 'contenders' | 'ratios' | 'primary'>> {
-  const live = await startAll(ctx, comparison.contenders);
+  const live = await startAll(ctx, comparison);
   for (let round = 0; round < ctx.options.rounds; round++) {
     if (ctx.options.rounds > 1) ctx.log(` round ${round + 1}/${ctx.options.rounds}`);
     const order = live.map((_, i) => live[(i + round) % live.length]);
@@ -209,7 +262,9 @@ export async function compare(
     description: entry.contender.description,
     error: entry.error,
     rounds: entry.rounds,
-    summary: summarize(entry.rounds),
+    // A failed contender's figures are kept in `rounds` but not summarised, so no table shows
+    // the speed of its error pages.
+    summary: entry.error === null ? summarize(entry.rounds) : null,
     memory: { idle: entry.idle, loaded: entry.loaded },
     eventLoopLagP99Ms: entry.probe.eventLoopLagP99Ms ?? null,
     extra: entry.probe.extra ?? {},

@@ -4,8 +4,21 @@ import { http64k } from './http-64k.ts';
 import { httpClose } from './http-close.ts';
 import { httpIdle } from './http-idle.ts';
 import { httpSmall } from './http-small.ts';
+import { llmChat } from './llm-chat.ts';
+import { llmLatency } from './llm-latency.ts';
+import { llmStream } from './llm-stream.ts';
 import { tcpBulk } from './tcp-bulk.ts';
 import { tcpSmall } from './tcp-small.ts';
 
 /** All scenarios of `npm run bench`. */
-export const SCENARIOS: readonly Scenario[] = [tcpSmall, tcpBulk, httpSmall, http64k, httpClose, httpIdle];
+export const SCENARIOS: readonly Scenario[] = [
+  tcpSmall,
+  tcpBulk,
+  httpSmall,
+  http64k,
+  httpClose,
+  httpIdle,
+  llmChat,
+  llmStream,
+  llmLatency,
+];
