@@ -195,7 +195,6 @@ export async function runHttpScenario(ctx: ScenarioContext, spec: HttpScenarioSp
             ...c.extra,
             'lag p50 (ms)': lag.lag.p50Ms,
             'lag max (ms)': lag.lag.maxMs,
-            'logged p99 incl. the 10 ms sampling interval (ms)': lag.logged.p99Ms,
             'lag run (req/s)': Math.round(lag.load.requestsPerS),
           },
         },
