@@ -387,7 +387,10 @@ test('mutated upstream responses never crash the engine; a bad head becomes a 50
             assert.match(final, /^HTTP\/1\.1 502 /, what);
             assert.ok(!final.slice(1).includes('HTTP/1.'), what);
           } else if (verdict.kind === 'ok' && verdict.status !== 101) {
-            assert.ok(data === '' || data.includes(`HTTP/1.1 ${verdict.status} `), what);
+            // A malformed chunked body that arrives with its head is caught before the head is
+            // relayed, so the proxy's own 502 may stand in for the upstream's status.
+            const badFirstChunk = /^HTTP\/1\.1 502 [^\r]*\r\nx-switchyard-error: SY_UPS_BAD_CHUNK\r\n/.test(final);
+            assert.ok(data === '' || data.includes(`HTTP/1.1 ${verdict.status} `) || badFirstChunk, what);
           }
         }),
       );

@@ -436,6 +436,26 @@ test('a malformed chunked upstream body after the head: the client connection is
   }
 });
 
+test('a malformed first chunk in the same read as the head: a clean 502, nothing relayed', async () => {
+  const bad = await rawUpstream((socket) => {
+    socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nSECRET\r\n0\r\n\r\n');
+  });
+  const { proxy, port } = await startProxy([`127.0.0.1:${bad.port}`]);
+  try {
+    const { data, timedOut } = await rawExchange(port, GET, { end: false });
+    assert.equal(timedOut, false);
+    const text = data.toString();
+    assert.match(text, /^HTTP\/1\.1 502 /, JSON.stringify(text));
+    assert.ok(!text.includes('SECRET'), JSON.stringify(text));
+    assert.equal(await proxy.metrics.value('switchyard_http_responses_total', { status: '200' }), 0);
+    assert.equal(await proxy.metrics.value('switchyard_upstream_errors_total', { reason: 'SY_UPS_BAD_CHUNK' }), 1);
+    await assertSettled(proxy);
+  } finally {
+    await proxy.close();
+    await bad.close();
+  }
+});
+
 // ---- bad requests ---------------------------------------------------------------------------------
 
 /** A raw upstream that counts every byte it receives and answers each read with a small 200. */

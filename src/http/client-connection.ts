@@ -631,12 +631,22 @@ export class ClientConnection implements PoolUser {
     }
     if (!this.reqBodyDone) this.keepAlive = false;
     this.deadline = engine.now + this.idleTimeoutMs();
-    const head = buildResponseHead(resp, this, this.route!, this.action!, engine);
-    this.respStarted = true;
-    engine.countResponse(this.route, resp.status);
     const buf = this.respBuf!;
     const rest = this.respStart;
     this.respBuf = null;
+    // Chunk bytes that came with the head are checked before the head goes out: a malformed
+    // first chunk is then still a clean 502 rather than a cut connection.
+    let scanned = -1;
+    if (this.respBody === B_CHUNKED && rest < buf.length) {
+      scanned = this.respScanner.scan(buf, rest, buf.length);
+      if (scanned < 0) {
+        this.badResponseBody();
+        return;
+      }
+    }
+    const head = buildResponseHead(resp, this, this.route!, this.action!, engine);
+    this.respStarted = true;
+    engine.countResponse(this.route, resp.status);
     if (this.respBody === B_NONE) {
       this.socket.write(head, 'latin1');
       if (rest < buf.length) this.respOverrun = true;
@@ -650,11 +660,25 @@ export class ClientConnection implements PoolUser {
     const socket = this.socket;
     socket.cork();
     socket.write(head, 'latin1');
-    this.forwardResponseBody(buf, rest);
+    this.forwardResponseBody(buf, rest, scanned);
     socket.uncork();
   }
 
-  forwardResponseBody(chunk: Buffer, start: number): void {
+  /** A malformed chunked response body: a 502 if nothing was sent yet, else a cut connection. */
+  badResponseBody(): void {
+    const error = this.respScanner.error!;
+    this.engine.countUpstreamError(this.target!.key, error.code);
+    this.engine.logger.warn({ code: error.code, target: this.target!.key, reason: error.reason }, 'bad upstream body');
+    this.dropUpstream();
+    this.keepAlive = false;
+    this.upstreamFailed(502, error.code);
+  }
+
+  /**
+   * Relays response body bytes from `chunk[start..]`. `scanned` is how many of them a chunked
+   * scan already accepted (startResponse checks the first bytes), or -1.
+   */
+  forwardResponseBody(chunk: Buffer, start: number, scanned = -1): void {
     const end = chunk.length;
     let n: number;
     let done = false;
@@ -665,17 +689,10 @@ export class ClientConnection implements PoolUser {
         done = this.respRemaining === 0;
         break;
       case B_CHUNKED:
-        n = this.respScanner.scan(chunk, start, end);
+        n = scanned >= 0 ? scanned : this.respScanner.scan(chunk, start, end);
         if (n < 0) {
-          const error = this.respScanner.error!;
-          this.engine.countUpstreamError(this.target!.key, error.code);
-          this.engine.logger.warn(
-            { code: error.code, target: this.target!.key, reason: error.reason },
-            'bad upstream body',
-          );
-          // Headers are gone already: cutting the connection is the only honest signal left.
-          this.dropUpstream();
-          this.socket.resetAndDestroy();
+          // Headers are gone already: upstreamFailed cuts the connection, the only honest signal.
+          this.badResponseBody();
           return;
         }
         done = this.respScanner.done;
