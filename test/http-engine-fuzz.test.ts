@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { httpLimits, parseRequestHead, parseResponseHead } from '../src/http/parser/index.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
+import { byteArb, mutate, mutationArb } from './helpers/http-fuzz.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { freePort, startServer } from './helpers/net.ts';
 
@@ -34,17 +35,6 @@ const BATCH = 30;
 const HEAD_TIMEOUT_MS = 300;
 const END_WITHIN_MS = 4000;
 const LIMITS = httpLimits();
-
-/** Bytes that matter to HTTP framing, weighted so random streams reach deep engine states. */
-const INTERESTING = [
-  ...'\r\n\r\n :;,="\\\t0123456789abcdefABCDEF/HTTP1.GETPOSTHEADchunkedContent-LengthTransfer-EncodingHost',
-]
-  .map((c) => c.charCodeAt(0))
-  .concat([0x00, 0x7f, 0x80, 0xff, 0x0b]);
-const byteArb = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(...INTERESTING) },
-  { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
-);
 
 const VALID_REQUESTS = [
   'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n',
@@ -57,26 +47,6 @@ const VALID_REQUESTS = [
   'GET /many HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nX-Forwarded-For: 1.2.3.4\r\nX-Request-Id: r1\r\n\r\n',
   'DELETE /d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n',
 ];
-
-type Mutation = { kind: 'insert' | 'replace' | 'delete' | 'duplicate'; at: number; byte: number; len: number };
-const mutationArb: fc.Arbitrary<Mutation> = fc.record({
-  kind: fc.constantFrom('insert', 'replace', 'delete', 'duplicate'),
-  at: fc.nat(),
-  byte: byteArb,
-  len: fc.integer({ min: 1, max: 12 }),
-});
-
-function mutate(source: string, mutations: Mutation[]): Buffer {
-  let b = Buffer.from(source, 'latin1');
-  for (const m of mutations) {
-    const at = b.length === 0 ? 0 : m.at % (b.length + 1);
-    if (m.kind === 'insert') b = Buffer.concat([b.subarray(0, at), Buffer.of(m.byte), b.subarray(at)]);
-    else if (m.kind === 'replace' && at < b.length) b[at] = m.byte;
-    else if (m.kind === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.len)]);
-    else if (m.kind === 'duplicate') b = Buffer.concat([b.subarray(0, at + m.len), b.subarray(at)]);
-  }
-  return b;
-}
 
 /** One input: its bytes and the cut points at which it is split into writes. */
 interface Input {

@@ -21,6 +21,7 @@ import {
   type RequestHeadResult,
   type ResponseHeadResult,
 } from '../src/http/parser/index.ts';
+import { byteArb, mutate, mutationArb } from './helpers/http-fuzz.ts';
 
 const DEFAULT = httpLimits();
 const SMALL = httpLimits({
@@ -31,17 +32,6 @@ const SMALL = httpLimits({
   maxChunkExtBytes: 12,
 });
 const REQUEST_STATUSES = new Set([400, 413, 414, 431, 501, 505]);
-
-/** Bytes that matter to HTTP framing, weighted so random streams reach deep parser states. */
-const INTERESTING = [
-  ...'\r\n\r\n :;,="\\\t0123456789abcdefABCDEF/HTTP1.GETPOSTchunkedContent-LengthTransfer-EncodingHost',
-]
-  .map((c) => c.charCodeAt(0))
-  .concat([0x00, 0x7f, 0x80, 0xff, 0x0b]);
-const byteArb = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(...INTERESTING) },
-  { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
-);
 
 const VALID_REQUESTS = [
   'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n',
@@ -60,26 +50,6 @@ const VALID_RESPONSES = [
   'HTTP/1.0 304 Not Modified\r\nX: y\r\n\r\n',
   'HTTP/1.1 204\r\n\r\n',
 ];
-
-type Mutation = { kind: 'insert' | 'replace' | 'delete' | 'duplicate'; at: number; byte: number; len: number };
-const mutationArb: fc.Arbitrary<Mutation> = fc.record({
-  kind: fc.constantFrom('insert', 'replace', 'delete', 'duplicate'),
-  at: fc.nat(),
-  byte: byteArb,
-  len: fc.integer({ min: 1, max: 12 }),
-});
-
-function mutate(source: string, mutations: Mutation[]): Buffer {
-  let b = Buffer.from(source, 'latin1');
-  for (const m of mutations) {
-    const at = b.length === 0 ? 0 : m.at % (b.length + 1);
-    if (m.kind === 'insert') b = Buffer.concat([b.subarray(0, at), Buffer.of(m.byte), b.subarray(at)]);
-    else if (m.kind === 'replace' && at < b.length) b[at] = m.byte;
-    else if (m.kind === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.len)]);
-    else if (m.kind === 'duplicate') b = Buffer.concat([b.subarray(0, at + m.len), b.subarray(at)]);
-  }
-  return b;
-}
 
 /** Sorted cut points inside a buffer of length `n`. */
 function cutsFor(n: number, raw: number[]): number[] {
