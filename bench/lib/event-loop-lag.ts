@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import type { ScenarioContext } from './context.ts';
 import { LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
+import type { ContenderResult } from './results.ts';
 import { runWrk, type WrkLoad, type WrkResult } from './wrk.ts';
 
 /** Event-loop delay percentiles in milliseconds, as Switchyard logs them. */
@@ -93,4 +94,48 @@ export async function measureEventLoopLag(
     maxMs: pastInterval(logged.maxMs),
   };
   return { lag, logged, load: result };
+}
+
+/**
+ * Runs {@link measureEventLoopLag} on a fresh Switchyard and attaches the result to the subject
+ * contender (its p99, plus p50, max and the run's requests/s under `runLabel`). A failed lag run
+ * adds a note instead; the comparison's figures stay as they are.
+ */
+export async function withEventLoopLag(
+  ctx: ScenarioContext,
+  contenders: readonly ContenderResult[],
+  start: () => Promise<{ port: number; process: ManagedProcess }>,
+  load: WrkLoad,
+  runLabel: string,
+  notes: string[],
+): Promise<ContenderResult[]> {
+  let lag: LagRun;
+  try {
+    ctx.log('  switchyard: one more loaded run on a fresh instance for event-loop lag');
+    lag = await measureEventLoopLag(ctx, start, load);
+    ctx.log(
+      `  switchyard lag p50 ${lag.lag.p50Ms} ms  p99 ${lag.lag.p99Ms} ms  max ${lag.lag.maxMs} ms ` +
+        `at ${lag.load.requestsPerS.toFixed(0)} req/s`,
+    );
+  } catch (error) {
+    ctx.signal.throwIfAborted();
+    const message = error instanceof Error ? error.message : String(error);
+    ctx.log(`  switchyard: event-loop lag run failed: ${message}`);
+    notes.push(`The event-loop lag run failed: ${message.split('\n')[0]}`);
+    return [...contenders];
+  }
+  return contenders.map((c) =>
+    c.role !== 'subject'
+      ? c
+      : {
+          ...c,
+          eventLoopLagP99Ms: lag.lag.p99Ms,
+          extra: {
+            ...c.extra,
+            'lag p50 (ms)': lag.lag.p50Ms,
+            'lag max (ms)': lag.lag.maxMs,
+            [runLabel]: Math.round(lag.load.requestsPerS),
+          },
+        },
+  );
 }

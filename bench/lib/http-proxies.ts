@@ -6,7 +6,7 @@
  */
 import { type Comparison, type Contender, compare, loopbackEndpoint } from './compare.ts';
 import type { ScenarioContext } from './context.ts';
-import { type LagRun, measureEventLoopLag } from './event-loop-lag.ts';
+import { withEventLoopLag } from './event-loop-lag.ts';
 import { startHaproxyHttp } from './haproxy.ts';
 import { type BackendFiles, startNginxBackend, startNginxHttpProxy } from './nginx.ts';
 import { startNodePeer } from './node-peers.ts';
@@ -167,37 +167,13 @@ export async function runHttpScenario(ctx: ScenarioContext, spec: HttpScenarioSp
   };
   const result = await compare(ctx, comparison);
   const notes: string[] = [];
-  let lag: LagRun | null = null;
-  try {
-    ctx.log('  switchyard: one more loaded run on a fresh instance for event-loop lag');
-    lag = await measureEventLoopLag(
-      ctx,
-      () => startSwitchyardHttp(ctx, backend.port, { name: 'switchyard-lag', logLevel: 'info' }),
-      spec.load,
-    );
-    ctx.log(
-      `  switchyard lag p50 ${lag.lag.p50Ms} ms  p99 ${lag.lag.p99Ms} ms  max ${lag.lag.maxMs} ms ` +
-        `(logged p99 ${lag.logged.p99Ms} ms) at ${lag.load.requestsPerS.toFixed(0)} req/s`,
-    );
-  } catch (error) {
-    ctx.signal.throwIfAborted();
-    const message = error instanceof Error ? error.message : String(error);
-    ctx.log(`  switchyard: event-loop lag run failed: ${message}`);
-    notes.push(`The event-loop lag run failed: ${message.split('\n')[0]}`);
-  }
-  const contenders = result.contenders.map((c) =>
-    c.role !== 'subject' || lag === null
-      ? c
-      : {
-          ...c,
-          eventLoopLagP99Ms: lag.lag.p99Ms,
-          extra: {
-            ...c.extra,
-            'lag p50 (ms)': lag.lag.p50Ms,
-            'lag max (ms)': lag.lag.maxMs,
-            'lag run (req/s)': Math.round(lag.load.requestsPerS),
-          },
-        },
+  const contenders = await withEventLoopLag(
+    ctx,
+    result.contenders,
+    () => startSwitchyardHttp(ctx, backend.port, { name: 'switchyard-lag', logLevel: 'info' }),
+    spec.load,
+    'lag run (req/s)',
+    notes,
   );
   notes.push(...goalNotes(spec.goals, result.ratios, contenders));
   return {

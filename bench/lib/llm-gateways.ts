@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Contender, compare, loopbackEndpoint } from './compare.ts';
 import type { ScenarioContext } from './context.ts';
-import { type LagRun, measureEventLoopLag } from './event-loop-lag.ts';
+import { withEventLoopLag } from './event-loop-lag.ts';
 import { type MockLlmInstance, startMockLlm } from './mock-llm.ts';
 import type { PeerName } from './peers.ts';
 import {
@@ -257,37 +257,13 @@ export async function runLlmScenario(ctx: ScenarioContext, spec: LlmScenarioSpec
     ...(spec.notes ?? []),
     ...(await peerFailureNotes(ctx, result.contenders)),
   ];
-  let lag: LagRun | null = null;
-  try {
-    ctx.log('  switchyard: one more loaded run on a fresh instance (log level info) for event-loop lag');
-    lag = await measureEventLoopLag(
-      ctx,
-      () => startSwitchyardLlm(ctx, mock.url, MODEL, { name: 'switchyard-lag', logLevel: 'info' }),
-      load,
-    );
-    ctx.log(
-      `  switchyard lag p50 ${lag.lag.p50Ms} ms  p99 ${lag.lag.p99Ms} ms  max ${lag.lag.maxMs} ms ` +
-        `at ${lag.load.requestsPerS.toFixed(0)} req/s`,
-    );
-  } catch (error) {
-    ctx.signal.throwIfAborted();
-    const message = error instanceof Error ? error.message : String(error);
-    ctx.log(`  switchyard: event-loop lag run failed: ${message}`);
-    notes.push(`The event-loop lag run failed: ${message.split('\n')[0]}`);
-  }
-  const contenders = result.contenders.map((c) =>
-    c.role !== 'subject' || lag === null
-      ? c
-      : {
-          ...c,
-          eventLoopLagP99Ms: lag.lag.p99Ms,
-          extra: {
-            ...c.extra,
-            'lag p50 (ms)': lag.lag.p50Ms,
-            'lag max (ms)': lag.lag.maxMs,
-            'lag run at log level info, one line per request (req/s)': Math.round(lag.load.requestsPerS),
-          },
-        },
+  const contenders = await withEventLoopLag(
+    ctx,
+    result.contenders,
+    () => startSwitchyardLlm(ctx, mock.url, MODEL, { name: 'switchyard-lag', logLevel: 'info' }),
+    load,
+    'lag run at log level info, one line per request (req/s)',
+    notes,
   );
   return {
     name: spec.name,
