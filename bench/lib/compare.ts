@@ -18,20 +18,12 @@ import type {
 } from './results.ts';
 import { runWrk, type WrkLoad } from './wrk.ts';
 
-/** Optional figures a running contender can report after load (Switchyard's event-loop lag). */
-export interface ContenderProbe {
-  readonly eventLoopLagP99Ms?: number | null;
-  readonly extra?: Readonly<Record<string, number | string | null>>;
-}
-
 /** A started contender: where to send load, and which processes are its own. */
 export interface Endpoint {
   readonly host: string;
   readonly port: number;
   /** Root pids whose process trees make up the contender (empty for `direct`). */
   readonly pids: readonly number[];
-  /** Called after each measured run; the last answer is kept. */
-  readonly probe?: () => Promise<ContenderProbe>;
   /**
    * Request headers this contender needs on top of the load's (a gateway's routing headers, for
    * instance), sent by wrk and by the comparison's `check`.
@@ -78,7 +70,6 @@ interface Live {
   readonly rounds: RoundResult[];
   idle: MemorySample | null;
   loaded: MemorySample | null;
-  probe: ContenderProbe;
 }
 
 function median(values: readonly number[]): number {
@@ -159,7 +150,6 @@ async function startAll(ctx: ScenarioContext, comparison: Comparison): Promise<L
         rounds: [],
         idle: await sampleMemory(endpoint.pids),
         loaded: null,
-        probe: {},
       });
     } catch (error) {
       ctx.log(`  ${contender.name}: failed to start: ${brief(error)}`);
@@ -170,7 +160,6 @@ async function startAll(ctx: ScenarioContext, comparison: Comparison): Promise<L
         rounds: [],
         idle: null,
         loaded: null,
-        probe: {},
       });
     }
   }
@@ -215,7 +204,6 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   const result: RoundResult = { ...wrk, proxyCpuS };
   entry.rounds.push(result);
   entry.loaded = await sampleMemory(endpoint.pids);
-  if (endpoint.probe) entry.probe = await endpoint.probe();
   const errors = Object.values(result.errors).reduce((a, b) => a + b, 0);
   ctx.log(
     `  ${entry.contender.name.padEnd(14)} ${result.requestsPerS.toFixed(0).padStart(8)} req/s ` +
@@ -266,8 +254,9 @@ export async function compare(
     // the speed of its error pages.
     summary: entry.error === null ? summarize(entry.rounds) : null,
     memory: { idle: entry.idle, loaded: entry.loaded },
-    eventLoopLagP99Ms: entry.probe.eventLoopLagP99Ms ?? null,
-    extra: entry.probe.extra ?? {},
+    // Scenarios that measure lag (withEventLoopLag) or figures of their own fill these in.
+    eventLoopLagP99Ms: null,
+    extra: {},
   }));
   return { contenders, ratios: ratios(contenders, comparison.ratios), primary: comparison.primary };
 }

@@ -34,7 +34,6 @@ export function tcpForwardContenders(backendPort: number, versions: Readonly<Rec
       description: 'Switchyard, one process, route action `forward` mode `tcp`',
       start: async (ctx) => {
         const { port, process } = await startSwitchyardTcp(ctx, backendPort);
-        // Hook: once Switchyard exposes event-loop lag (admin /metrics), return it from `probe`.
         return loopbackEndpoint(port, [process.pid]);
       },
     },
