@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -407,5 +408,47 @@ test('large download to a slow reader: bytes intact, proxy memory does not grow 
     // Generous bounds (a loaded machine sweeps late): socket buffers and read-ahead, never the 64 MiB body.
     assert.ok(peakExternal < 16 * 1024 * 1024, `${path}: buffers grew by ${peakExternal} bytes with a slow reader`);
     assert.ok(peakRss < HUGE_BYTES / 2, `${path}: RSS grew by ${peakRss} bytes with a slow reader`);
+  }
+});
+
+test('concurrent large downloads to stuttering readers all arrive intact (recycled read buffers)', async () => {
+  // Each reader stalls first, so the kernel's buffers fill and the proxy's writes stay pending
+  // while the other downloads keep reading from nginx: a read buffer reused before its write
+  // completed would corrupt one of the bodies.
+  const download = async (): Promise<{ bytes: number; digest: string }> => {
+    const client = await new RawClient(port).connected();
+    const socket = client.socket;
+    socket.removeAllListeners('data');
+    const hash = createHash('sha256');
+    let head: Buffer | null = Buffer.alloc(0);
+    let bytes = 0;
+    let reads = 0;
+    socket.pause();
+    setTimeout(() => socket.resume(), 150);
+    socket.on('data', (chunk: Buffer) => {
+      if (head !== null) {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        chunk = head.subarray(end + 4);
+        head = null;
+      }
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (++reads % 64 === 0) {
+        socket.pause();
+        setTimeout(() => socket.resume(), 10);
+      }
+    });
+    const ended = once(socket, 'end');
+    client.write('GET /huge.bin HTTP/1.1\r\nhost: nginx.test\r\nconnection: close\r\n\r\n');
+    await ended;
+    client.close();
+    return { bytes, digest: hash.digest('hex') };
+  };
+  const results = await Promise.all([download(), download(), download()]);
+  for (const r of results) {
+    assert.equal(r.bytes, HUGE_BYTES);
+    assert.equal(r.digest, hugeHash);
   }
 });

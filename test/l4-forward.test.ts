@@ -118,6 +118,70 @@ test('bulk transfer keeps every byte in order', async () => {
   }
 });
 
+/** Reads `socket` to its end with pauses, so writes to it keep going pending; resolves size:sha256. */
+function stutteringDigest(socket: import('node:net').Socket): Promise<string> {
+  const hash = createHash('sha256');
+  let n = 0;
+  let reads = 0;
+  // Not reading at first fills the kernel's buffers (several MiB on loopback), after which the
+  // proxy's writes to this socket stay pending.
+  socket.pause();
+  setTimeout(() => socket.resume(), 150);
+  socket.on('data', (c: Buffer) => {
+    hash.update(c);
+    n += c.length;
+    if (++reads % 64 === 0) {
+      socket.pause();
+      setTimeout(() => socket.resume(), 10);
+    }
+  });
+  return new Promise((resolve) => socket.on('end', () => resolve(`${n}:${hash.digest('hex')}`)));
+}
+
+test('concurrent bulk transfers both ways to stuttering readers keep every byte (recycled read buffers)', async () => {
+  // Several tunnels move large reads at once while both ends pause now and then, so writes stay
+  // pending in the kernel while other sockets read: a read buffer reused before its write
+  // completed would corrupt some stream.
+  const size = 16 * 1024 * 1024;
+  const streams = 3;
+  const upstreamDigests: Promise<string>[] = [];
+  const replies: Buffer[] = [];
+  const sink = await startServer(
+    (socket) => {
+      upstreamDigests.push(stutteringDigest(socket));
+      const reply = randomBytes(size);
+      replies.push(reply);
+      socket.end(reply);
+    },
+    { allowHalfOpen: true },
+  );
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${sink.port}`]));
+  try {
+    const runs = Array.from({ length: streams }, async () => {
+      const payload = randomBytes(size);
+      const client = connect(port, '127.0.0.1');
+      await once(client, 'connect');
+      const received = stutteringDigest(client);
+      client.end(payload);
+      return { sent: `${size}:${createHash('sha256').update(payload).digest('hex')}`, received: await received };
+    });
+    const results = await Promise.all(runs);
+    const sentUp = new Set(results.map((r) => r.sent));
+    const gotUp = new Set(await Promise.all(upstreamDigests));
+    assert.deepEqual(gotUp, sentUp, 'every client stream reached the upstream intact');
+    const sentDown = new Set(replies.map((b) => `${size}:${createHash('sha256').update(b).digest('hex')}`));
+    assert.deepEqual(
+      new Set(results.map((r) => r.received)),
+      sentDown,
+      'every upstream stream reached its client intact',
+    );
+  } finally {
+    await proxy.close();
+    await sink.close();
+  }
+});
+
 test('failover: a refused first target is skipped for the second', async () => {
   const [port, dead] = await freePorts(2);
   const logs = captureLogs();

@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { Tunnel } from '../l4/tunnel.ts';
 import { type FastSocket, kOnData } from '../listener/fast-read.ts';
+import { needsDrain, writeFast, writeHeadAndBody } from '../listener/fast-write.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
@@ -120,6 +121,8 @@ export class ClientConnection implements PoolUser {
   respOverrun: boolean;
   /** Re-frames a chunked response as close-delimited for an HTTP/1.0 client; created on first need. */
   dechunker: ChunkedDecoder | null;
+  /** A response head waiting to go out with the first body bytes (startResponse → sendBody). */
+  pendingHead: string | null;
 
   // The current LLM request, if any.
   llmChunks: Buffer[] | null;
@@ -164,6 +167,7 @@ export class ClientConnection implements PoolUser {
     this.respStarted = false;
     this.respOverrun = false;
     this.dechunker = null;
+    this.pendingHead = null;
     this.llmChunks = null;
     this.llmAbort = null;
     this.llmResponse = null;
@@ -455,7 +459,7 @@ export class ClientConnection implements PoolUser {
     const head = buildRequestHead(this.req!, this, this.action!, this.route!, this.table.config.http, engine);
     const socket = conn.socket;
     if (this.reqBodyDone) {
-      socket.write(head, 'latin1');
+      writeFast(socket, head);
       return;
     }
     socket.cork();
@@ -467,7 +471,7 @@ export class ClientConnection implements PoolUser {
       this.forwardBody(buf, start);
     }
     socket.uncork();
-    if (!this.reqBodyDone && this.state === S_FORWARD && this.socket.isPaused() && !socket.writableNeedDrain) {
+    if (!this.reqBodyDone && this.state === S_FORWARD && this.socket.isPaused() && !needsDrain(socket)) {
       this.socket.resume();
     }
   }
@@ -648,20 +652,40 @@ export class ClientConnection implements PoolUser {
     this.respStarted = true;
     engine.countResponse(this.route, resp.status);
     if (this.respBody === B_NONE) {
-      this.socket.write(head, 'latin1');
+      writeFast(this.socket, head);
       if (rest < buf.length) this.respOverrun = true;
       this.responseComplete();
       return;
     }
     if (rest === buf.length) {
-      this.socket.write(head, 'latin1');
+      writeFast(this.socket, head);
       return;
     }
-    const socket = this.socket;
-    socket.cork();
-    socket.write(head, 'latin1');
+    // The head goes out with the first body bytes in one writev (sendBody), or alone if the body
+    // path writes nothing now.
+    this.pendingHead = head;
     this.forwardResponseBody(buf, rest, scanned);
-    socket.uncork();
+    if (this.pendingHead !== null) {
+      this.pendingHead = null;
+      writeFast(this.socket, head);
+    }
+  }
+
+  /**
+   * Writes response body bytes, with the head if it is still pending, and pauses the upstream on
+   * backpressure. `recycled`: `data` is (a view of) an upstream read that nothing else references,
+   * so fast-write may hand its memory back once written.
+   */
+  sendBody(data: Buffer, recycled: boolean): void {
+    const head = this.pendingHead;
+    let ok: boolean;
+    if (head !== null) {
+      this.pendingHead = null;
+      ok = writeHeadAndBody(this.socket, head, data, recycled);
+    } else {
+      ok = writeFast(this.socket, data, recycled);
+    }
+    if (!ok) this.upstream?.socket.pause();
   }
 
   /** A malformed chunked response body: a 502 if nothing was sent yet, else a cut connection. */
@@ -703,8 +727,10 @@ export class ClientConnection implements PoolUser {
     this.deadline = this.engine.now + this.idleTimeoutMs();
     if (this.respBody === B_CHUNKED && this.req!.versionMinor === 0) {
       this.dechunker!.decode(chunk, start, start + n, this.writeDechunked);
-    } else if (n > 0 && !this.socket.write(start === 0 && n === end ? chunk : chunk.subarray(start, start + n))) {
-      this.upstream?.socket.pause();
+    } else if (n > 0) {
+      // Bytes past the response (start + n < end) are discarded with the connection: the chunk
+      // is referenced nowhere else and can be recycled once written.
+      this.sendBody(start === 0 && n === end ? chunk : chunk.subarray(start, start + n), true);
     }
     if (done) {
       if (start + n < end) this.respOverrun = true;
@@ -714,7 +740,8 @@ export class ClientConnection implements PoolUser {
 
   /** Writes data of a re-framed chunked response (bound once per connection). */
   readonly writeDechunked = (data: Buffer): void => {
-    if (!this.socket.write(data)) this.upstream?.socket.pause();
+    // Several writes come from one upstream chunk: none may recycle it.
+    this.sendBody(data, false);
   };
 
   onUpstreamEnd(): void {

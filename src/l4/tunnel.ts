@@ -10,6 +10,7 @@
 import { connect, type Socket } from 'node:net';
 import { SwitchyardError } from '../errors.ts';
 import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
+import { writeFast } from '../listener/fast-write.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute } from '../route/route-table.ts';
@@ -219,12 +220,13 @@ function onClientData(this: TunnelSocket, chunk: Buffer): void {
   const upstream = this[kTunnel]!.upstream!;
   // Backpressure: stop reading the client until the upstream has flushed. A side that is gone
   // takes nothing more, and must not leave the other paused (it would never read its FIN).
-  if (!upstream.write(chunk) && !upstream.destroyed) this.pause();
+  // The chunk is only written, so its memory is recycled once the kernel has it.
+  if (!writeFast(upstream, chunk, true) && !upstream.destroyed) this.pause();
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
   const client = this[kTunnel]!.client;
-  if (!client.write(chunk) && !client.destroyed) this.pause();
+  if (!writeFast(client, chunk, true) && !client.destroyed) this.pause();
 }
 
 function onUpstreamDrain(this: TunnelSocket): void {
