@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
+import { parseAll, RawClient, rawExchange } from './helpers/http.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { freePort } from './helpers/net.ts';
 
@@ -80,4 +81,55 @@ test('usage per alias and provider reaches the Prometheus registry', async () =>
   const tokens = text.match(/^switchyard_llm_completion_tokens\{alias="chat",provider="mock"\} (\d+)$/m);
   assert.ok(tokens !== null && Number(tokens[1]) > 0, 'completion tokens counted');
   assert.match(text, /^switchyard_llm_provider_limit\{provider="mock",kind="limit"\} \d+$/m);
+});
+
+/** `switchyard_http_responses_total` of the llm route for one status. */
+async function llmResponses(status: number): Promise<number> {
+  const text = await proxy.metrics.registry.metrics();
+  const m = text.match(new RegExp(`^switchyard_http_responses_total\\{route="llm",status="${status}"\\} (\\d+)$`, 'm'));
+  return m === null ? 0 : Number(m[1]);
+}
+
+function chatPost(stream: boolean, version = '1.1'): string {
+  const body = JSON.stringify({ model: 'chat', stream, messages: [{ role: 'user', content: 'hi' }] });
+  return (
+    `POST /v1/chat/completions HTTP/${version}\r\nhost: llm.test\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
+test('on the wire: pipelined replies in order, HEAD without a body, HTTP/1.0 streams to the close, each counted once', async () => {
+  const ok = await llmResponses(200);
+  const refused = await llmResponses(405);
+  const client = await new RawClient(port).connected();
+  try {
+    client.write(chatPost(false) + chatPost(false));
+    for (let i = 0; i < 2; i++) {
+      const res = await client.read('POST');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-length'], String(res.body.length));
+      assert.equal(res.headers['transfer-encoding'], undefined);
+      assert.ok(res.headers['x-request-id'], 'request id');
+      assert.equal(JSON.parse(res.body.toString()).object, 'chat.completion');
+    }
+    client.write('HEAD /v1/models HTTP/1.1\r\nhost: llm.test\r\n\r\n');
+    const head = await client.read('HEAD');
+    assert.equal(head.status, 405);
+    assert.ok(Number(head.headers['content-length']) > 0, 'the length a GET would have had');
+    assert.equal(head.body.length, 0);
+    client.write(chatPost(true));
+    const stream = await client.read('POST');
+    assert.equal(stream.headers['transfer-encoding'], 'chunked');
+    assert.ok(stream.body.toString().endsWith('data: [DONE]\n\n'), 'the connection still frames responses');
+  } finally {
+    client.close();
+  }
+  const old = await rawExchange(port, chatPost(true, '1.0'), { end: false });
+  const [res] = parseAll(old.data, ['POST']);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['content-length'], undefined);
+  assert.equal(res.headers['transfer-encoding'], undefined);
+  assert.ok(res.body.toString().endsWith('data: [DONE]\n\n'), 'read to the close');
+  assert.equal(await llmResponses(200), ok + 4);
+  assert.equal(await llmResponses(405), refused + 1);
 });

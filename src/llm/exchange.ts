@@ -348,8 +348,8 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
     this.#chunks = [];
     const status = this.#status;
     if (status < 400) {
-      this.#usage = findUsage(body);
       this.#sendUpstream(status, this.#headers!, body);
+      this.#usage = findUsage(body);
       this.#finish(status, status < 300, null);
       return;
     }
