@@ -156,6 +156,35 @@ test('a client that disconnects cancels the upstream call at once', async () => 
   assert.equal(line.code, 'SY_LLM_CLIENT_CLOSED');
 });
 
+test('a client that leaves in the same tick as its request still cancels the upstream call', async () => {
+  // The abort listener is registered once undici has written the request (after the tick); an
+  // abort before that must not be lost.
+  const disconnects = plain.counters.disconnects;
+  const res = new SlowResponse();
+  const controller = new AbortController();
+  gateway.handle(
+    {
+      method: 'POST',
+      url: '/v1/chat/completions',
+      headers: { 'x-mock-first-byte-delay-ms': '2000' },
+      body: Buffer.from(JSON.stringify({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] })),
+      clientAddress: '127.0.0.1',
+      signal: controller.signal,
+    },
+    res,
+  );
+  controller.abort();
+  const left = performance.now();
+  while (plain.counters.disconnects === disconnects && performance.now() - left < 3000) await sleep(5);
+  assert.equal(plain.counters.disconnects, disconnects + 1, 'the mock saw its client go');
+  assert.ok(performance.now() - left < 1000, 'well before the mock would have answered');
+  while (gateway.stats().inFlight > 0) await sleep(5);
+  assert.equal(res.headersSent, false, 'nothing written to a client that left');
+  const line = logs.lines.findLast((l) => l.msg === 'llm request')!;
+  assert.equal(line.status, 499);
+  assert.equal(line.code, 'SY_LLM_CLIENT_CLOSED');
+});
+
 /** A response whose every write() "fills the buffer": the gateway must wait for 'drain' each time. */
 class SlowResponse implements LlmResponse {
   readonly chunks: Buffer[] = [];

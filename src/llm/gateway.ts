@@ -93,6 +93,8 @@ export class LlmGateway {
       logDebug: this.#logger.isLevelEnabled('debug'),
       wheel: this.#wheel,
       live: this.#live,
+      arrivals: [],
+      arming: null,
     };
     for (const [id, provider] of Object.entries(config.providers)) {
       if (provider.type === 'mock') this.#mocks.set(id, new MockLlmServer(provider.mock));
@@ -287,6 +289,9 @@ export class LlmGateway {
     this.#closed = true;
     await this.#starting.catch(() => {});
     for (const exchange of [...this.#live]) exchange.shutdown();
+    if (this.#ctx.arming !== null) clearImmediate(this.#ctx.arming);
+    this.#ctx.arming = null;
+    this.#ctx.arrivals.length = 0;
     this.#wheel.close();
     await Promise.all([
       ...Array.from(this.#providers.values(), (p) => p.close()),
