@@ -90,12 +90,21 @@ async function llmResponses(status: number): Promise<number> {
   return m === null ? 0 : Number(m[1]);
 }
 
-function chatPost(stream: boolean, version = '1.1'): string {
-  const body = JSON.stringify({ model: 'chat', stream, messages: [{ role: 'user', content: 'hi' }] });
+function post(path: string, body: string, version: string): string {
   return (
-    `POST /v1/chat/completions HTTP/${version}\r\nhost: llm.test\r\ncontent-type: application/json\r\n` +
+    `POST ${path} HTTP/${version}\r\nhost: llm.test\r\ncontent-type: application/json\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
+}
+
+function chatPost(stream: boolean, version = '1.1'): string {
+  const body = JSON.stringify({ model: 'chat', stream, messages: [{ role: 'user', content: 'hi' }] });
+  return post('/v1/chat/completions', body, version);
+}
+
+/** Embeddings of 64 inputs: a reply of several KiB. */
+function bigPost(): string {
+  return post('/v1/embeddings', JSON.stringify({ model: 'embed', input: Array.from({ length: 64 }, String) }), '1.1');
 }
 
 test('on the wire: pipelined replies in order, HEAD without a body, HTTP/1.0 streams to the close, each counted once', async () => {
@@ -103,14 +112,20 @@ test('on the wire: pipelined replies in order, HEAD without a body, HTTP/1.0 str
   const refused = await llmResponses(405);
   const client = await new RawClient(port).connected();
   try {
-    client.write(chatPost(false) + chatPost(false));
-    for (let i = 0; i < 2; i++) {
+    // The third reply is over 4 KiB: written beside its head rather than copied into one buffer.
+    client.write(chatPost(false) + chatPost(false) + bigPost());
+    for (let i = 0; i < 3; i++) {
       const res = await client.read('POST');
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-length'], String(res.body.length));
       assert.equal(res.headers['transfer-encoding'], undefined);
       assert.ok(res.headers['x-request-id'], 'request id');
-      assert.equal(JSON.parse(res.body.toString()).object, 'chat.completion');
+      const reply = JSON.parse(res.body.toString());
+      if (i < 2) assert.equal(reply.object, 'chat.completion');
+      else {
+        assert.equal(reply.data.length, 64);
+        assert.ok(res.body.length > 4096, `a large reply (${res.body.length} bytes)`);
+      }
     }
     client.write('HEAD /v1/models HTTP/1.1\r\nhost: llm.test\r\n\r\n');
     const head = await client.read('HEAD');
@@ -130,6 +145,6 @@ test('on the wire: pipelined replies in order, HEAD without a body, HTTP/1.0 str
   assert.equal(res.headers['content-length'], undefined);
   assert.equal(res.headers['transfer-encoding'], undefined);
   assert.ok(res.body.toString().endsWith('data: [DONE]\n\n'), 'read to the close');
-  assert.equal(await llmResponses(200), ok + 4);
+  assert.equal(await llmResponses(200), ok + 5);
   assert.equal(await llmResponses(405), refused + 1);
 });

@@ -10,10 +10,13 @@ import { reasonPhrase } from './local-response.ts';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /**
- * Largest body `end` copies into one buffer with the head, for one `write` syscall; a larger one
- * is written beside the head (writev), not copied.
+ * Largest head plus body `end` copies into one buffer for one `write` (a chat reply fits); a
+ * larger body, such as a batch of embeddings, is written beside the head (writev), not copied:
+ * copies that size would use up Node's shared allocation pool every few responses, and fresh
+ * ArrayBuffers at that rate are the garbage that drove major GCs on http-64k (docs/operations.md,
+ * Memory).
  */
-const COALESCE_MAX_BYTES = 64 * 1024;
+const COALESCE_MAX_BYTES = 4 * 1024;
 
 /** End of the tick: sends a head nobody wrote a body after, and releases the cork of `hold`. */
 function flush(response: GatewayResponse): void {
@@ -163,13 +166,13 @@ export class GatewayResponse implements LlmResponse {
    * Writes the pending head and a whole Content-Length body: one buffer, one `write`, rather
    * than a head and a body gathered by cork into a writev. For a 326-byte reply that took 3.0
    * against 4.4 µs of CPU per response on the 2-core bench VM (a loop of writes to a loopback
-   * socket); bodies past {@link COALESCE_MAX_BYTES} are not worth copying.
+   * socket).
    */
   #sendWhole(chunk: Buffer | string): void {
     const head = this.pendingHead!;
     const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     const socket = this.conn.socket;
-    if (body.length > COALESCE_MAX_BYTES) {
+    if (head.length + body.length > COALESCE_MAX_BYTES) {
       this.hold();
       this.sendHead();
       socket.write(body);
