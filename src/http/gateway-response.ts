@@ -40,8 +40,9 @@ export class GatewayResponse implements LlmResponse {
   status: number;
   /**
    * The head `writeHead` built and nothing has written yet. A complete response (`writeHead`
-   * then `end(body)`, as the gateway answers every non-streamed request) goes out as one buffer
-   * in one `write`, at once; a head without a body in the same tick goes out at its end.
+   * then `end(body)`, as the gateway answers every non-streamed request) goes out at once, in one
+   * `write` (see {@link COALESCE_MAX_BYTES}); a head without a body in the same tick goes out at
+   * its end.
    */
   pendingHead: string | null;
   /**
