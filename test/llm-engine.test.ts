@@ -67,6 +67,19 @@ test('an unknown model is a 400 in the OpenAI error shape', async () => {
   );
 });
 
+test('client headers reach a provider that forwards them (the header record is built on demand)', async () => {
+  // The mock provider forwards x-mock-* headers; a mixed-case name must arrive lower-cased.
+  await assert.rejects(
+    client.chat.completions.create(
+      { model: 'chat', messages: [{ role: 'user', content: 'hi' }] },
+      { headers: { 'X-Mock-Fault': '400' } },
+    ),
+    (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400,
+  );
+  const reply = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(reply.choices[0].message.content, 'héllo wörld ✓ — ok');
+});
+
 test('a reload with a changed llm block swaps the gateway', async () => {
   await proxy.update(config(port, 'second config'));
   const reply = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
