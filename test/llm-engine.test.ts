@@ -21,8 +21,12 @@ function config(p: number, reply: string): ConfigInput {
     bind: '127.0.0.1',
     log: { level: 'silent' },
     llm: {
-      providers: { mock: { type: 'mock', mock: { chunkSize: 3, reply } } },
-      aliases: { chat: { provider: 'mock', model: 'mock-chat' }, embed: { provider: 'mock', model: 'mock-embed' } },
+      providers: { mock: { type: 'mock', mock: { chunkSize: 3, reply } }, echo: { type: 'mock' } },
+      aliases: {
+        chat: { provider: 'mock', model: 'mock-chat' },
+        embed: { provider: 'mock', model: 'mock-embed' },
+        echo: { provider: 'echo', model: 'mock-chat' },
+      },
     },
     routes: [
       { name: 'llm', match: { ports: p, paths: ['/v1/*'] }, action: { type: 'llm' } },
@@ -119,6 +123,46 @@ function chatPost(stream: boolean, version = '1.1'): string {
 function bigPost(): string {
   return post('/v1/embeddings', JSON.stringify({ model: 'embed', input: Array.from({ length: 64 }, String) }), '1.1');
 }
+
+/** The `content` deltas of an SSE body, joined; throws unless the body ends with `[DONE]`. */
+function streamedText(body: Buffer): string {
+  const text = body.toString();
+  assert.ok(text.endsWith('data: [DONE]\n\n') || text.endsWith('data: [DONE]\r\n\r\n'), 'ends with [DONE]');
+  let out = '';
+  for (const line of text.split(/\r?\n/)) {
+    if (!line.startsWith('data: {')) continue;
+    out += JSON.parse(line.slice(6)).choices[0]?.delta?.content ?? '';
+  }
+  return out;
+}
+
+test('on the wire: events that arrive together leave as one valid chunk, small or over 4 KiB, byte for byte', async () => {
+  const client = await new RawClient(port).connected();
+  try {
+    // The mock writes the whole stream at once: one read upstream holds many events.
+    for (const [words, eol] of [
+      [2, 'lf'],
+      [300, 'lf'],
+      [300, 'crlf'],
+    ] as const) {
+      const content = Array.from({ length: words }, (_, i) => `w${i}`).join(' ');
+      const body = JSON.stringify({ model: 'echo', stream: true, messages: [{ role: 'user', content }] });
+      client.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: llm.test\r\ncontent-type: application/json\r\n` +
+          `x-mock-chunk-size: 1000000\r\nx-mock-line-ending: ${eol}\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      const res = await client.read('POST');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['transfer-encoding'], 'chunked');
+      if (words > 2) assert.ok(res.body.length > 4096, `a large burst (${res.body.length} bytes)`);
+      if (eol === 'crlf') assert.ok(res.body.includes('\r\n\r\n'), 'CRLF framing passed as is');
+      assert.equal(streamedText(res.body), `echo: ${content}`);
+    }
+  } finally {
+    client.close();
+  }
+});
 
 test('on the wire: pipelined replies in order, HEAD without a body, HTTP/1.0 streams to the close, each counted once', async () => {
   const ok = await llmResponses(200);

@@ -110,10 +110,20 @@ function idleHandle(socket: InternalSocket): StreamHandle | null {
   return handle;
 }
 
+/**
+ * A WriteWrap free for the next write. The handle only takes hold of the JS object it is given
+ * when a write stays pending; after a write the kernel took whole, the object is untouched and is
+ * used again, which saves the constructor call (into C++) on most writes (bench: http-small).
+ */
+let spare: WriteReq | null = null;
+
 function newReq(handle: StreamHandle, socket: Socket, recycled: Buffer | null): WriteReq {
-  const req = new WriteWrap!();
+  let req = spare;
+  if (req === null) {
+    req = new WriteWrap!();
+    req.oncomplete = onComplete;
+  } else spare = null;
   req.handle = handle;
-  req.oncomplete = onComplete;
   req.async = false;
   req.bytes = 0;
   req.buffer = null;
@@ -135,10 +145,11 @@ function dispatched(socket: InternalSocket, req: WriteReq, err: number, data: un
     socket[kPending] = (socket[kPending] ?? 0) + 1;
     return false;
   }
-  // Written in full: the kernel has the bytes.
+  // Written in full: the kernel has the bytes, and the request object is free again.
   if (req.recycled !== null) recycle(req.recycled);
   req.recycled = null;
   req.socket = null;
+  spare = req;
   return true;
 }
 
@@ -180,4 +191,20 @@ export function writeHeadAndBody(socket: Socket, head: string, body: Buffer, rec
 /** Whether writes are waiting to complete, through either path ('drain' follows). */
 export function needsDrain(socket: Socket): boolean {
   return socket.writableNeedDrain || ((socket as InternalSocket)[kPending] ?? 0) > 0;
+}
+
+/** Writes several buffers in one writev, like cork, a write of each and uncork would. */
+export function writeBuffers(socket: Socket, chunks: Buffer[]): boolean {
+  const s = socket as InternalSocket;
+  const handle = idleHandle(s);
+  if (handle === null) {
+    socket.cork();
+    let ok = true;
+    for (const chunk of chunks) ok = socket.write(chunk);
+    socket.uncork();
+    return ok;
+  }
+  const req = newReq(handle, socket, null);
+  const err = handle.writev(req, chunks, true);
+  return dispatched(s, req, err, chunks);
 }

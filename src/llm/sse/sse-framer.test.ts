@@ -30,6 +30,15 @@ test('event boundaries with LF, CRLF and CR line endings', () => {
   assert.equal(lastEventEnd(Buffer.from('data: a\r\r\n')), 10);
   assert.equal(lastEventEnd(Buffer.from('data: a\n')), -1);
   assert.equal(lastEventEnd(Buffer.from('data: a\r\n\r')), -1);
+  // Ending with an empty line (the common case, answered without a search).
+  assert.equal(lastEventEnd(Buffer.from('data: a\n\n')), 9);
+  assert.equal(lastEventEnd(Buffer.from('data: a\r\n\n')), 10);
+  assert.equal(lastEventEnd(Buffer.from('data: a\r\n\r\n')), 11);
+  assert.equal(lastEventEnd(Buffer.from('data: a\n\r\n')), 10);
+  assert.equal(lastEventEnd(Buffer.from('data: a\r\r\n')), 10);
+  assert.equal(lastEventEnd(Buffer.from('\n\n')), 2);
+  assert.equal(lastEventEnd(Buffer.from('\r\n')), -1);
+  assert.equal(lastEventEnd(Buffer.from('\n')), -1);
 });
 
 test('holds a split event until its blank line, then releases it whole', () => {
