@@ -286,6 +286,35 @@ test('idle timeout closes both sides', async () => {
   }
 });
 
+test('traffic keeps a tunnel open past its idle timeout, which counts from the last byte', async () => {
+  const port = await freePort();
+  const echo = await startServer((socket) => socket.pipe(socket));
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echo.port}`], { idleTimeoutMs: 300 }));
+  try {
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    await once(client, 'connect');
+    let echoed = 0;
+    client.on('data', (d: Buffer) => {
+      echoed += d.length;
+    });
+    // A byte every 100 ms for 1.2 s: four idle timeouts long, never idle for one.
+    for (let i = 0; i < 12; i++) {
+      client.write('x');
+      await sleep(100);
+    }
+    assert.equal(client.destroyed, false, 'an active tunnel stays open');
+    assert.equal(echoed, 12);
+    const last = Date.now();
+    await closed(client, 3000);
+    const idle = Date.now() - last;
+    assert.ok(idle >= 250, `closed ${idle} ms after the last byte, not before its timeout`);
+  } finally {
+    await proxy.close();
+    await echo.close();
+  }
+});
+
 test('a slow reader does not make the proxy buffer without bound', async () => {
   // The upstream writes as fast as the proxy accepts; the client reads nothing. With
   // backpressure the upstream must see write() return false after a bounded amount.

@@ -141,7 +141,8 @@ const ForwardAction = z
       .optional()
       .describe(
         'Close after this long without a byte either way; defaults to `timeouts.idleMs`. In HTTP mode ' +
-          'it also bounds WebSocket and other upgraded tunnels.',
+          'it also bounds WebSocket and other upgraded tunnels. Checked by a 250 ms sweep: a tunnel ' +
+          'closes no earlier than this and at most 0.5 s later.',
       ),
     responseTimeoutMs: z
       .number()

@@ -44,6 +44,12 @@ export class Tunnel {
   /** Index of the first target tried. */
   firstIndex: number;
   done: boolean;
+  /** Reads and drains so far, both ways: the idle sweep's sign of life (tunnel-sweeper.ts). */
+  activity: number;
+  /** {@link activity} at the last sweep. */
+  sweptActivity: number;
+  /** When the sweep last saw {@link activity} move (ms since epoch). */
+  idleSince: number;
 
   constructor(
     ctx: ProxyContext,
@@ -64,6 +70,9 @@ export class Tunnel {
     this.attempts = 0;
     this.done = false;
     this.firstIndex = 0;
+    this.activity = 0;
+    this.sweptActivity = 0;
+    this.idleSince = 0;
     this.client[kTunnel] = this;
     client.pause();
     client.on('error', onClientError);
@@ -159,13 +168,13 @@ export class Tunnel {
     upstream[kOnData] = onUpstreamData;
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
-    upstream.on('timeout', onIdleTimeout);
-    upstream.setTimeout(this.options.idleTimeoutMs);
+    // Idle time is the sweeper's (tunnel-sweeper.ts): no timer refreshed per read and write.
+    upstream.setTimeout(0);
+    client.setTimeout(0);
     client[kOnData] = onClientData;
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
-    client.on('timeout', onIdleTimeout);
-    client.setTimeout(this.options.idleTimeoutMs);
+    this.ctx.tunnels.add(this);
     if (this.pending !== null) {
       upstream.write(this.pending);
       this.pending = null;
@@ -174,10 +183,20 @@ export class Tunnel {
     else client.resume();
   }
 
+  /** No bytes moved either way for the idle timeout: close both sides. */
+  idleTimeout(): void {
+    this.ctx.logger.info(
+      { code: 'SY_L4_IDLE_TIMEOUT', route: this.route.name, client: this.clientAddress },
+      `connection idle for ${this.options.idleTimeoutMs} ms`,
+    );
+    this.finish();
+  }
+
   /** Both sides are gone (or one failed): release everything once and record the byte counts. */
   finish(): void {
     if (this.done) return;
     this.done = true;
+    this.ctx.tunnels.delete(this);
     if (this.target !== null) this.target.active--;
     const client = this.client;
     const upstream = this.upstream;
@@ -217,7 +236,9 @@ function onUpstreamConnectError(this: TunnelSocket, err: Error): void {
 }
 
 function onClientData(this: TunnelSocket, chunk: Buffer): void {
-  const upstream = this[kTunnel]!.upstream!;
+  const tunnel = this[kTunnel]!;
+  tunnel.activity++;
+  const upstream = tunnel.upstream!;
   // Backpressure: stop reading the client until the upstream has flushed. A side that is gone
   // takes nothing more, and must not leave the other paused (it would never read its FIN).
   // The chunk is only written, so its memory is recycled once the kernel has it.
@@ -225,17 +246,24 @@ function onClientData(this: TunnelSocket, chunk: Buffer): void {
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
-  const client = this[kTunnel]!.client;
+  const tunnel = this[kTunnel]!;
+  tunnel.activity++;
+  const client = tunnel.client;
   if (!writeFast(client, chunk, true) && !client.destroyed) this.pause();
 }
 
 function onUpstreamDrain(this: TunnelSocket): void {
-  const client = this[kTunnel]!.client;
+  const tunnel = this[kTunnel]!;
+  // A slow reader taking what was queued is progress too.
+  tunnel.activity++;
+  const client = tunnel.client;
   if (!client.readableEnded) client.resume();
 }
 
 function onClientDrain(this: TunnelSocket): void {
-  const upstream = this[kTunnel]!.upstream;
+  const tunnel = this[kTunnel]!;
+  tunnel.activity++;
+  const upstream = tunnel.upstream;
   if (upstream !== null && !upstream.readableEnded) upstream.resume();
 }
 
@@ -248,15 +276,6 @@ function onClientEnd(this: TunnelSocket): void {
 function onUpstreamEnd(this: TunnelSocket): void {
   const client = this[kTunnel]!.client;
   if (!client.destroyed && !client.writableEnded) client.end();
-}
-
-function onIdleTimeout(this: TunnelSocket): void {
-  const tunnel = this[kTunnel]!;
-  tunnel.ctx.logger.info(
-    { code: 'SY_L4_IDLE_TIMEOUT', route: tunnel.route.name, client: tunnel.clientAddress },
-    `connection idle for ${tunnel.options.idleTimeoutMs} ms`,
-  );
-  tunnel.finish();
 }
 
 function onClientError(this: TunnelSocket): void {

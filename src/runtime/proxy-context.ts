@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpEngine } from '../http/http-engine.ts';
+import type { TunnelSweeper } from '../l4/tunnel-sweeper.ts';
 import type { LlmGateway } from '../llm/gateway.ts';
 import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { IpMatcher } from '../route/ip-matcher.ts';
@@ -22,6 +23,8 @@ export interface ProxyContext {
   readonly clients: Set<Socket>;
   /** True once shutdown began: new connections are refused. */
   closing: boolean;
+  /** Idle timeouts of L4 tunnels (and joined upgrades). */
+  readonly tunnels: TunnelSweeper;
   /** The HTTP engine, set once at start. */
   http: HttpEngine;
   /** The LLM gateway of the current config, or null when it has no `llm` block. */

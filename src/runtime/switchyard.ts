@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { loadConfigFile, validateConfig } from '../config/load.ts';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import { HttpEngine } from '../http/http-engine.ts';
+import { TunnelSweeper } from '../l4/tunnel-sweeper.ts';
 import { Listener } from '../listener/listener.ts';
 import { LlmGateway } from '../llm/gateway.ts';
 import { EventLoopMonitor } from '../observe/event-loop-monitor.ts';
@@ -56,6 +57,7 @@ export class Switchyard {
       logger: this.logger,
       metrics: this.metrics,
       clients: new Set(),
+      tunnels: new TunnelSweeper(),
       closing: false,
       http: null as unknown as HttpEngine,
       llm: null,
@@ -248,6 +250,7 @@ export class Switchyard {
       }
     }
     this.http.close();
+    this.ctx.tunnels.close();
     this.#targets.close();
     if (this.ctx.llm !== null) await this.ctx.llm.close();
     await Promise.all(this.#retiring);
