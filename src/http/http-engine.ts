@@ -23,6 +23,12 @@ import { UpstreamPool } from './upstream-pool.ts';
  */
 const SWEEP_MS = 250;
 
+/** Responses of one route and status not yet added to the Prometheus counter. */
+interface ResponseCount {
+  readonly child: { inc(value: number): void };
+  pending: number;
+}
+
 /** Engine-wide HTTP behaviour, taken from the current route table. */
 export class HttpEngine {
   readonly ctx: ProxyContext;
@@ -40,7 +46,7 @@ export class HttpEngine {
   #timer: NodeJS.Timeout | null;
   #idPrefix: string;
   #idCounter: number;
-  readonly #responseCounters: Map<string, Map<number, { inc(): void }>>;
+  readonly #responseCounters: Map<string, Map<number, ResponseCount>>;
 
   constructor(ctx: ProxyContext) {
     this.ctx = ctx;
@@ -58,6 +64,7 @@ export class HttpEngine {
     this.#idPrefix = randomBytes(6).toString('hex');
     this.#idCounter = 0;
     this.#responseCounters = new Map();
+    this.metrics.onCollectResponses(() => this.flushResponseCounts());
     this.configure(ctx.table);
   }
 
@@ -131,8 +138,9 @@ export class HttpEngine {
   }
 
   /**
-   * Counts a response. Labelled children are cached per route and status: resolving labels on
-   * every response was 1.4% of CPU on http-small.
+   * Counts a response: a plain increment, handed to prom-client when the counter is read
+   * ({@link flushResponseCounts}). A labelled child's `inc()` hashes and validates its labels
+   * every time; per response that was about 1.5% of CPU on http-small.
    */
   countResponse(route: CompiledRoute | null, status: number): void {
     const name = route?.name ?? '';
@@ -141,12 +149,23 @@ export class HttpEngine {
       byStatus = new Map();
       this.#responseCounters.set(name, byStatus);
     }
-    let child = byStatus.get(status);
-    if (child === undefined) {
-      child = this.metrics.httpResponses.labels(name, String(status));
-      byStatus.set(status, child);
+    let count = byStatus.get(status);
+    if (count === undefined) {
+      count = { child: this.metrics.httpResponses.labels(name, String(status)), pending: 0 };
+      byStatus.set(status, count);
     }
-    child.inc();
+    count.pending++;
+  }
+
+  /** Adds the responses counted since the last read to the Prometheus counter. */
+  flushResponseCounts(): void {
+    for (const byStatus of this.#responseCounters.values()) {
+      for (const count of byStatus.values()) {
+        if (count.pending === 0) continue;
+        count.child.inc(count.pending);
+        count.pending = 0;
+      }
+    }
   }
 
   countError(code: string): void {

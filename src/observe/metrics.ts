@@ -19,9 +19,13 @@ export class ProxyMetrics {
   readonly upstreamErrors: Counter<'target' | 'reason'>;
   /** HTTP responses sent to clients, by route and status. */
   readonly httpResponses: Counter<'route' | 'status'>;
+  /** Run before the response counter is read: they add counts kept outside prom-client. */
+  readonly #flushers: Array<() => void>;
 
   constructor() {
     this.registry = new Registry();
+    this.#flushers = [];
+    const flushers = this.#flushers;
     const registers = [this.registry];
     this.connections = new Counter({
       name: 'switchyard_connections_total',
@@ -57,7 +61,18 @@ export class ProxyMetrics {
       help: 'HTTP responses sent to clients, by route and status.',
       labelNames: ['route', 'status'],
       registers,
+      collect() {
+        for (const flush of flushers) flush();
+      },
     });
+  }
+
+  /**
+   * Registers `flush` to run whenever `switchyard_http_responses_total` is read (a scrape, or
+   * {@link value}), so a hot path can count in plain numbers and hand the counts over then.
+   */
+  onCollectResponses(flush: () => void): void {
+    this.#flushers.push(flush);
   }
 
   /** Current value of a counter child, for tests and the admin API. */
