@@ -3,7 +3,7 @@
  * HTTP engine: a head from `writeHead`, then a body framed by Content-Length when the gateway
  * gives one, chunked otherwise (streams), and the exchange finished on `end`.
  */
-import { needsDrain, writeBuffers, writeFast } from '../listener/fast-write.ts';
+import { needsDrain, writeBuffers, writeFast, writeHeadAndBody } from '../listener/fast-write.ts';
 import type { LlmResponse } from '../llm/types.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { reasonPhrase } from './local-response.ts';
@@ -11,11 +11,10 @@ import { reasonPhrase } from './local-response.ts';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /**
- * Largest head plus body `end` copies into one buffer for one `write` (a chat reply fits); a
- * larger body, such as a batch of embeddings, is written beside the head (writev), not copied:
- * copies that size would use up Node's shared allocation pool every few responses, and fresh
- * ArrayBuffers at that rate are the garbage that drove major GCs on http-64k (docs/operations.md,
- * Memory).
+ * Largest head, events and framing of a stream's tick that are copied into one buffer for one
+ * write; more goes out as one writev, not copied: copies that size would use up Node's shared
+ * allocation pool every few writes, and fresh ArrayBuffers at that rate are the garbage that drove
+ * major GCs on http-64k (docs/operations.md, Memory).
  */
 const COALESCE_MAX_BYTES = 4 * 1024;
 
@@ -50,8 +49,7 @@ export class GatewayResponse implements LlmResponse {
   /**
    * The head `writeHead` built and nothing has written yet. A complete response (`writeHead`
    * then `end(body)`, as the gateway answers every non-streamed request) goes out at once, in one
-   * `write` (see {@link COALESCE_MAX_BYTES}); a head without a body in the same tick goes out at
-   * its end.
+   * write (see `#sendWhole`); a head without a body in the same tick goes out at its end.
    */
   pendingHead: string | null;
   /**
@@ -221,27 +219,15 @@ export class GatewayResponse implements LlmResponse {
   }
 
   /**
-   * Writes the pending head and a whole Content-Length body: one buffer, one `write`, rather
-   * than a head and a body gathered by cork into a writev. For a 326-byte reply that took 3.0
-   * against 4.4 µs of CPU per response on the 2-core bench VM (a loop of writes to a loopback
-   * socket).
+   * Writes the pending head and a whole Content-Length body at once, as the HTTP engine writes a
+   * response head with its first body bytes (fast-write.ts `writeHeadAndBody`: a chat reply is
+   * copied behind the head into one buffer, a larger body such as a batch of embeddings goes
+   * beside it in one writev).
    */
   #sendWhole(chunk: Buffer | string): void {
     const head = this.pendingHead!;
-    const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    const socket = this.conn.socket;
-    if (head.length + body.length > COALESCE_MAX_BYTES) {
-      this.hold();
-      this.sendHead();
-      socket.write(body);
-      return;
-    }
     this.pendingHead = null;
-    // The head is latin1 (one byte per character), as sendHead writes it.
-    const out = Buffer.allocUnsafe(head.length + body.length);
-    out.write(head, 0, 'latin1');
-    body.copy(out, head.length);
-    socket.write(out);
+    writeHeadAndBody(this.conn.socket, head, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     this.conn.engine.countResponse(this.conn.route, this.status);
   }
 
