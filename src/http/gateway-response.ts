@@ -3,20 +3,12 @@
  * HTTP engine: a head from `writeHead`, then a body framed by Content-Length when the gateway
  * gives one, chunked otherwise (streams), and the exchange finished on `end`.
  */
-import { needsDrain, writeBuffers, writeFast, writeHeadAndBody } from '../listener/fast-write.ts';
+import { needsDrain, writeGathered, writeHeadAndBody } from '../listener/fast-write.ts';
 import type { LlmResponse } from '../llm/types.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { reasonPhrase } from './local-response.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
-
-/**
- * Largest head, events and framing of a stream's tick that are copied into one buffer for one
- * write; more goes out as one writev, not copied: copies that size would use up Node's shared
- * allocation pool every few writes, and fresh ArrayBuffers at that rate are the garbage that drove
- * major GCs on http-64k (docs/operations.md, Memory).
- */
-const COALESCE_MAX_BYTES = 4 * 1024;
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 const CRLF_LAST_CHUNK = Buffer.from('\r\n0\r\n\r\n', 'latin1');
@@ -185,8 +177,7 @@ export class GatewayResponse implements LlmResponse {
 
   /**
    * Sends the pending head (if any), the gathered {@link pieces} as one chunk (if any), and with
-   * `last` the last chunk: copied into one buffer up to {@link COALESCE_MAX_BYTES}, else one
-   * writev.
+   * `last` the last chunk, in one write (fast-write.ts `writeGathered`).
    */
   sendPieces(last: boolean): void {
     const pieces = this.pieces;
@@ -196,25 +187,11 @@ export class GatewayResponse implements LlmResponse {
     let head = this.pendingHead;
     const counted = head !== null;
     this.pendingHead = null;
-    if (bytes > 0) head = `${head ?? ''}${bytes.toString(16)}\r\n`;
-    const tail = bytes > 0 ? (last ? CRLF_LAST_CHUNK : CRLF) : last ? LAST_CHUNK : null;
-    const socket = this.conn.socket;
-    if (!this.destroyed) {
-      const headBytes = head === null ? 0 : head.length;
-      const total = headBytes + bytes + (tail === null ? 0 : tail.length);
-      if (total <= COALESCE_MAX_BYTES) {
-        const out = Buffer.allocUnsafe(total);
-        // The head and the chunk size line are latin1 (one byte per character).
-        let at = head === null ? 0 : out.write(head, 0, 'latin1');
-        for (const piece of pieces) at += piece.copy(out, at);
-        if (tail !== null) tail.copy(out, at);
-        writeFast(socket, out);
-      } else {
-        if (head !== null) pieces.unshift(Buffer.from(head, 'latin1'));
-        if (tail !== null) pieces.push(tail);
-        writeBuffers(socket, pieces);
-      }
-    }
+    if (bytes > 0) {
+      head = `${head ?? ''}${bytes.toString(16)}\r\n`;
+      pieces.push(last ? CRLF_LAST_CHUNK : CRLF);
+    } else if (last) pieces.push(LAST_CHUNK);
+    if (!this.destroyed) writeGathered(this.conn.socket, head, pieces);
     if (counted) this.conn.engine.countResponse(this.conn.route, this.status);
   }
 

@@ -169,59 +169,54 @@ export function writeFast(socket: Socket, data: Buffer | string, recycled = fals
 }
 
 /**
- * Bodies up to this size go out copied behind their head in one buffer (one `writeBuffer`) rather
- * than beside it in a writev: the handle's writev reads each element of its JS array through the
- * V8 API, parses the encoding names, and mallocs a backing store for the string parts on every
- * call (bench: http-small, where responses are about 100 bytes).
+ * A head and body smaller than this in all go out copied into one buffer (one `writeBuffer`)
+ * rather than side by side in a writev: the handle's writev reads each element of its JS array
+ * through the V8 API, parses the encoding names, and mallocs a backing store for the string parts
+ * on every call (bench: http-small, where responses are about 100 bytes; llm-stream, a few events
+ * per tick). Below half of Node's 8 KiB allocation pool the copy comes from the pool; larger
+ * copies would be fresh ArrayBuffers, the garbage that drove major GCs on http-64k
+ * (docs/operations.md, Memory), so those are written in place.
  */
-const COPY_BODY_MAX_BYTES = 2048;
+const COPY_BELOW_BYTES = 4096;
 
 /**
- * Writes a latin1 head and a body in one writev, like cork/write/write/uncork would; `recycled`
- * as for {@link writeFast}, about the body.
+ * Writes a latin1 head (or none) and then `chunks`, like cork, a write of each and uncork would:
+ * one buffer or one writev, never a write per piece. With `recycled`, the single chunk is a read
+ * as for {@link writeFast}, handed back once the kernel (or the copy) has its bytes.
  */
-export function writeHeadAndBody(socket: Socket, head: string, body: Buffer, recycled = false): boolean {
+export function writeGathered(socket: Socket, head: string | null, chunks: Buffer[], recycled = false): boolean {
   const s = socket as InternalSocket;
   const handle = idleHandle(s);
-  if (handle !== null && body.length <= COPY_BODY_MAX_BYTES) {
-    // The head is latin1: one byte per character.
-    const out = Buffer.allocUnsafe(head.length + body.length);
-    out.write(head, 0, 'latin1');
-    body.copy(out, head.length);
-    if (recycled) recycle(body);
-    const req = newReq(handle, socket, null);
-    return dispatched(s, req, handle.writeBuffer(req, out), out);
-  }
   if (handle === null) {
     socket.cork();
-    socket.write(head, 'latin1');
-    const ok = socket.write(body);
+    let ok = head === null || socket.write(head, 'latin1');
+    for (const chunk of chunks) ok = socket.write(chunk);
     socket.uncork();
     return ok;
   }
-  const req = newReq(handle, socket, recycled ? body : null);
-  const chunks = [head, 'latin1', body, 'buffer'];
-  const err = handle.writev(req, chunks, false);
-  return dispatched(s, req, err, chunks);
+  let total = head === null ? 0 : head.length;
+  for (const chunk of chunks) total += chunk.length;
+  if (total < COPY_BELOW_BYTES) {
+    const out = Buffer.allocUnsafe(total);
+    // The head is latin1: one byte per character.
+    let at = head === null ? 0 : out.write(head, 0, 'latin1');
+    for (const chunk of chunks) at += chunk.copy(out, at);
+    if (recycled) recycle(chunks[0]);
+    const req = newReq(handle, socket, null);
+    return dispatched(s, req, handle.writeBuffer(req, out), out);
+  }
+  const list: unknown[] = head === null ? [] : [head, 'latin1'];
+  for (const chunk of chunks) list.push(chunk, 'buffer');
+  const req = newReq(handle, socket, recycled ? chunks[0] : null);
+  return dispatched(s, req, handle.writev(req, list, false), list);
+}
+
+/** A latin1 head and a body, as {@link writeGathered} writes them. */
+export function writeHeadAndBody(socket: Socket, head: string, body: Buffer, recycled = false): boolean {
+  return writeGathered(socket, head, [body], recycled);
 }
 
 /** Whether writes are waiting to complete, through either path ('drain' follows). */
 export function needsDrain(socket: Socket): boolean {
   return socket.writableNeedDrain || ((socket as InternalSocket)[kPending] ?? 0) > 0;
-}
-
-/** Writes several buffers in one writev, like cork, a write of each and uncork would. */
-export function writeBuffers(socket: Socket, chunks: Buffer[]): boolean {
-  const s = socket as InternalSocket;
-  const handle = idleHandle(s);
-  if (handle === null) {
-    socket.cork();
-    let ok = true;
-    for (const chunk of chunks) ok = socket.write(chunk);
-    socket.uncork();
-    return ok;
-  }
-  const req = newReq(handle, socket, null);
-  const err = handle.writev(req, chunks, true);
-  return dispatched(s, req, err, chunks);
 }
