@@ -123,7 +123,7 @@ export class ClientConnection implements PoolUser {
   /** Re-frames a chunked response as close-delimited for an HTTP/1.0 client; created on first need. */
   dechunker: ChunkedDecoder | null;
   /** A response head waiting to go out with the first body bytes (startResponse → sendBody). */
-  pendingHead: string | null;
+  pendingHead: Buffer | null;
 
   // The current LLM request, if any.
   llmChunks: Buffer[] | null;
@@ -590,7 +590,7 @@ export class ClientConnection implements PoolUser {
       if (r.interim) {
         // 100 Continue, 103 Early Hints: relayed with the same field filtering as final heads, and
         // never to an HTTP/1.0 client (RFC 9110 §15.2); then the final response follows.
-        if (req.versionMinor === 1) this.socket.write(buildInterimHead(r, this.route!, this.action!), 'latin1');
+        if (req.versionMinor === 1) this.socket.write(buildInterimHead(r, this.route!, this.action!));
         if (this.respStart === buf.length) {
           this.respBuf = null;
           return;
@@ -977,7 +977,7 @@ export class ClientConnection implements PoolUser {
     const client = this.socket;
     const toClient = this.respBuf!.subarray(this.respStart);
     const toUpstream = this.buf === null ? null : this.buf.subarray(this.bufStart);
-    client.write(buildUpgradeResponseHead(resp, this, this.route!, this.action!, this.engine), 'latin1');
+    client.write(buildUpgradeResponseHead(resp, this, this.route!, this.action!, this.engine));
     this.engine.countResponse(this.route, 101);
     client[kOnData] = ignoreData;
     client.removeListener('end', onClientEnd);

@@ -3,15 +3,19 @@
  * head to the client, with hop-by-hop fields removed (RFC 9110 §7.6.1), X-Forwarded-* and
  * Forwarded set, the request ID and the route's header edits applied.
  *
- * Hot path: one string built by concatenation per head (V8 ropes, flattened once by the write),
- * names lower-cased once and looked up in a Map of fields that need handling.
+ * Hot path. Request heads: one string built by concatenation (V8 ropes, flattened once by the
+ * write), names lower-cased once and looked up in a Map of fields that need handling. Response
+ * heads: the upstream's field lines are copied as bytes, in runs of consecutive kept lines, and
+ * only the lines the engine adds are strings. Decoding every name and value, lower-casing the names
+ * and concatenating them again cost about 2 µs per response on http-small (perf, this 2-core VM),
+ * a sixth of the engine's user time.
  */
 import type { ForwardActionConfig, HttpConfig } from '../config/schema.ts';
 import type { CompiledRoute } from '../route/route-table.ts';
 import { type ClientConnection, pathAndQuery } from './client-connection.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { reasonPhrase } from './local-response.ts';
-import type { RequestHead, ResponseHead } from './parser/index.ts';
+import { HOP_BY_HOP_FIELDS, type RequestHead, type ResponseHead } from './parser/index.ts';
 
 // What to do with a field when forwarding.
 const DROP = 1;
@@ -21,20 +25,8 @@ const XFP = 4;
 const XFH = 5;
 const FORWARDED = 6;
 
-/** Fields never forwarded in either direction: hop-by-hop, or framing we set ourselves. */
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authenticate',
-  'proxy-authorization',
-];
-
 const REQUEST_FIELDS = new Map<string, number>([
-  ...HOP_BY_HOP.map((name) => [name, DROP] as [string, number]),
+  ...HOP_BY_HOP_FIELDS.map((name) => [name, DROP] as [string, number]),
   ['host', HOST],
   ['x-forwarded-for', XFF],
   ['x-forwarded-proto', XFP],
@@ -42,12 +34,12 @@ const REQUEST_FIELDS = new Map<string, number>([
   ['forwarded', FORWARDED],
 ]);
 
-const RESPONSE_FIELDS = new Map<string, number>(HOP_BY_HOP.map((name) => [name, DROP] as [string, number]));
-
 /** A route's header edits, compiled once per route (cached on the route object). */
 export class HeaderEditPlan {
   /** Lower-cased names removed or replaced. */
   readonly drop: ReadonlySet<string>;
+  /** The same names as a list, for response heads, which compare names as bytes. */
+  readonly dropNames: readonly string[];
   /** Serialised `name: value\r\n` lines appended. */
   readonly lines: string;
 
@@ -61,6 +53,7 @@ export class HeaderEditPlan {
     }
     for (const [name, value] of Object.entries(edits?.add ?? {})) lines += `${name}: ${value}\r\n`;
     this.drop = drop;
+    this.dropNames = [...drop];
     this.lines = lines;
   }
 }
@@ -163,19 +156,21 @@ export function buildResponseHead(
   route: CompiledRoute,
   action: ForwardActionConfig,
   engine: HttpEngine,
-): string {
-  let out = `HTTP/1.1 ${resp.status} ${resp.reason || reasonPhrase(resp.status)}\r\n`;
-  out += responseFields(resp, conn, route, action, engine);
-  if (resp.framing === 'chunked' && conn.req!.versionMinor === 1) out += 'transfer-encoding: chunked\r\n';
-  if (!conn.keepAlive) out += 'connection: close\r\n';
-  else if (conn.req!.versionMinor === 0) out += 'connection: keep-alive\r\n';
-  return `${out}\r\n`;
+): Buffer {
+  const edits = plans(route, action).response;
+  const idName = engine.requestIdHeader;
+  const runs = keptRuns(resp, edits, idName);
+  let tail = runs.hasId ? edits.lines : `${idName}: ${conn.requestId}\r\n${edits.lines}`;
+  if (resp.framing === 'chunked' && conn.req!.versionMinor === 1) tail += 'transfer-encoding: chunked\r\n';
+  if (!conn.keepAlive) tail += 'connection: close\r\n';
+  else if (conn.req!.versionMinor === 0) tail += 'connection: keep-alive\r\n';
+  return assembleHead(resp, statusLine(resp, ''), runs, `${tail}\r\n`);
 }
 
 /** A 1xx interim head (100, 103) relayed to an HTTP/1.1 client, filtered like a final head. */
-export function buildInterimHead(resp: ResponseHead, route: CompiledRoute, action: ForwardActionConfig): string {
-  const kept = keptResponseFields(resp, plans(route, action).response, '');
-  return `HTTP/1.1 ${resp.status} ${resp.reason || reasonPhrase(resp.status)}\r\n${kept.out}\r\n`;
+export function buildInterimHead(resp: ResponseHead, route: CompiledRoute, action: ForwardActionConfig): Buffer {
+  const edits = plans(route, action).response;
+  return assembleHead(resp, statusLine(resp, ''), keptRuns(resp, edits, ''), `${edits.lines}\r\n`);
 }
 
 /** The 101 head sent to the client before a tunnel: Connection and Upgrade are kept. */
@@ -185,53 +180,96 @@ export function buildUpgradeResponseHead(
   route: CompiledRoute,
   action: ForwardActionConfig,
   engine: HttpEngine,
-): string {
-  let out = `HTTP/1.1 101 ${resp.reason || 'Switching Protocols'}\r\n`;
-  out += responseFields(resp, conn, route, action, engine);
-  out += `connection: upgrade\r\nupgrade: ${fieldValue(resp.headers, 'upgrade')}\r\n`;
-  return `${out}\r\n`;
-}
-
-function responseFields(
-  resp: ResponseHead,
-  conn: ClientConnection,
-  route: CompiledRoute,
-  action: ForwardActionConfig,
-  engine: HttpEngine,
-): string {
+): Buffer {
   const edits = plans(route, action).response;
   const idName = engine.requestIdHeader;
-  const kept = keptResponseFields(resp, edits, idName);
-  return kept.hasId ? kept.out + edits.lines : `${kept.out}${idName}: ${conn.requestId}\r\n${edits.lines}`;
+  const runs = keptRuns(resp, edits, idName);
+  let tail = runs.hasId ? edits.lines : `${idName}: ${conn.requestId}\r\n${edits.lines}`;
+  tail += `connection: upgrade\r\nupgrade: ${fieldValue(resp.headers, 'upgrade')}\r\n\r\n`;
+  return assembleHead(resp, statusLine(resp, 'Switching Protocols'), runs, tail);
 }
 
 /**
- * The upstream's fields that go on to the client: not hop-by-hop, not named in Connection, not
- * removed by the route. `hasId` tells whether the field `idName` was among them.
+ * The status line to send, or null when the upstream's can be copied as it is: HTTP/1.1 with a
+ * reason phrase. Others are rewritten as HTTP/1.1 (what the engine speaks to clients), with
+ * `fallbackReason` or the standard phrase when the upstream gave none.
  */
-function keptResponseFields(
-  resp: ResponseHead,
-  edits: HeaderEditPlan,
-  idName: string,
-): { out: string; hasId: boolean } {
+function statusLine(resp: ResponseHead, fallbackReason: string): string | null {
+  if (resp.versionMinor === 1 && resp.reasonEnd > resp.reasonStart) return null;
+  const reason = resp.reasonEnd > resp.reasonStart ? resp.reason : fallbackReason || reasonPhrase(resp.status);
+  return `HTTP/1.1 ${resp.status} ${reason}\r\n`;
+}
+
+/**
+ * The upstream's field lines that go on to the client (not hop-by-hop, not named in Connection,
+ * not removed by the route) as runs of consecutive lines: `[start, end)` offset pairs into
+ * `resp.source`. `hasId` tells whether the field `idName` was among them. One instance, reused:
+ * heads are built synchronously, one at a time.
+ */
+class KeptRuns {
+  offsets = new Int32Array(64);
+  count = 0;
+  bytes = 0;
+  hasId = false;
+}
+
+const RUNS = new KeptRuns();
+
+function keptRuns(resp: ResponseHead, edits: HeaderEditPlan, idName: string): KeptRuns {
+  const runs = RUNS;
+  const n = resp.fieldCount;
+  if (runs.offsets.length < 2 * n) runs.offsets = new Int32Array(2 * n);
+  const offsets = runs.offsets;
   const tokens = resp.connectionTokens;
-  const headers = resp.headers;
-  let out = '';
+  const dropNames = edits.dropNames;
+  let count = 0;
+  let bytes = 0;
   let hasId = false;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i];
-    const lower = name.toLowerCase();
-    if (
-      RESPONSE_FIELDS.has(lower) ||
-      (tokens.length > 0 && isConnectionToken(tokens, lower)) ||
-      edits.drop.has(lower)
-    ) {
-      continue;
+  let runStart = -1;
+  for (let i = 0; i < n; i++) {
+    let keep = !resp.isHopByHop(i);
+    if (keep && tokens.length > 0) keep = !anyNameIs(resp, i, tokens);
+    if (keep && dropNames.length > 0) keep = !anyNameIs(resp, i, dropNames);
+    if (keep) {
+      if (runStart < 0) runStart = resp.lineStart(i);
+      if (!hasId && idName !== '' && resp.nameIs(i, idName)) hasId = true;
+    } else if (runStart >= 0) {
+      const end = resp.lineStart(i);
+      offsets[2 * count] = runStart;
+      offsets[2 * count + 1] = end;
+      bytes += end - runStart;
+      count++;
+      runStart = -1;
     }
-    if (lower === idName) hasId = true;
-    out += `${name}: ${headers[i + 1]}\r\n`;
   }
-  return { out, hasId };
+  if (runStart >= 0) {
+    const end = resp.lineEnd(n - 1);
+    offsets[2 * count] = runStart;
+    offsets[2 * count + 1] = end;
+    bytes += end - runStart;
+    count++;
+  }
+  runs.count = count;
+  runs.bytes = bytes;
+  runs.hasId = hasId;
+  return runs;
+}
+
+function anyNameIs(resp: ResponseHead, i: number, lowerNames: readonly string[]): boolean {
+  for (let k = 0; k < lowerNames.length; k++) if (resp.nameIs(i, lowerNames[k])) return true;
+  return false;
+}
+
+/** The head's bytes: the status line (`status`, or the upstream's when null), the runs, then `tail`. */
+function assembleHead(resp: ResponseHead, status: string | null, runs: KeptRuns, tail: string): Buffer {
+  const source = resp.source;
+  const statusBytes = status === null ? resp.fieldsStart - resp.start : status.length;
+  const out = Buffer.allocUnsafe(statusBytes + runs.bytes + tail.length);
+  let at = status === null ? source.copy(out, 0, resp.start, resp.fieldsStart) : out.write(status, 0, 'latin1');
+  const offsets = runs.offsets;
+  for (let k = 0; k < runs.count; k++) at += source.copy(out, at, offsets[2 * k], offsets[2 * k + 1]);
+  out.write(tail, at, 'latin1');
+  return out;
 }
 
 /** First value of a field (case-insensitive name), or ''. */

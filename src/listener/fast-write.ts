@@ -180,16 +180,21 @@ export function writeFast(socket: Socket, data: Buffer | string, recycled = fals
 const COPY_BELOW_BYTES = 4096;
 
 /**
- * Writes a latin1 head (or none) and then `chunks`, like cork, a write of each and uncork would:
+ * Writes a head (a latin1 string or bytes, or none) and then `chunks`, like cork, a write of each and uncork would:
  * one buffer or one writev, never a write per piece. With `recycled`, the single chunk is a read
  * as for {@link writeFast}, handed back once the kernel (or the copy) has its bytes.
  */
-export function writeGathered(socket: Socket, head: string | null, chunks: Buffer[], recycled = false): boolean {
+export function writeGathered(
+  socket: Socket,
+  head: string | Buffer | null,
+  chunks: Buffer[],
+  recycled = false,
+): boolean {
   const s = socket as InternalSocket;
   const handle = idleHandle(s);
   if (handle === null) {
     socket.cork();
-    let ok = head === null || socket.write(head, 'latin1');
+    let ok = head === null || (typeof head === 'string' ? socket.write(head, 'latin1') : socket.write(head));
     for (const chunk of chunks) ok = socket.write(chunk);
     socket.uncork();
     return ok;
@@ -198,21 +203,21 @@ export function writeGathered(socket: Socket, head: string | null, chunks: Buffe
   for (const chunk of chunks) total += chunk.length;
   if (total < COPY_BELOW_BYTES) {
     const out = Buffer.allocUnsafe(total);
-    // The head is latin1: one byte per character.
-    let at = head === null ? 0 : out.write(head, 0, 'latin1');
+    // A string head is latin1: one byte per character.
+    let at = head === null ? 0 : typeof head === 'string' ? out.write(head, 0, 'latin1') : head.copy(out, 0);
     for (const chunk of chunks) at += chunk.copy(out, at);
     if (recycled) recycle(chunks[0]);
     const req = newReq(handle, socket, null);
     return dispatched(s, req, handle.writeBuffer(req, out), out);
   }
-  const list: unknown[] = head === null ? [] : [head, 'latin1'];
+  const list: unknown[] = head === null ? [] : [head, typeof head === 'string' ? 'latin1' : 'buffer'];
   for (const chunk of chunks) list.push(chunk, 'buffer');
   const req = newReq(handle, socket, recycled ? chunks[0] : null);
   return dispatched(s, req, handle.writev(req, list, false), list);
 }
 
-/** A latin1 head and a body, as {@link writeGathered} writes them. */
-export function writeHeadAndBody(socket: Socket, head: string, body: Buffer, recycled = false): boolean {
+/** A head (latin1 string or bytes) and a body, as {@link writeGathered} writes them. */
+export function writeHeadAndBody(socket: Socket, head: string | Buffer, body: Buffer, recycled = false): boolean {
   return writeGathered(socket, head, [body], recycled);
 }
 

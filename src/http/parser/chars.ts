@@ -100,6 +100,19 @@ export function equalsLower(buf: Uint8Array, start: number, end: number, lower: 
   return true;
 }
 
+/**
+ * Whether the field name `buf[start, end)` is `lower` ignoring ASCII case, for names known only at run
+ * time (config, Connection options): `lower` is any lowercased token, so only `A-Z` are folded.
+ */
+export function nameIs(buf: Uint8Array, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const c = buf[start + i];
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** Latin-1 bytes of an ASCII literal, for {@link equalsLower}. */
 export function bytes(ascii: string): Uint8Array {
   return Uint8Array.from(ascii, (ch) => ch.charCodeAt(0));

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { bytes, CR, equalsLower, HTAB, IP_LITERAL, REG_NAME, SP, TCHAR } from './chars.ts';
+import { bytes, CR, equalsLower, HTAB, IP_LITERAL, latin1, REG_NAME, SP, TCHAR } from './chars.ts';
 
 /** A field the framing layer does not interpret. */
 export const F_OTHER = 0;
@@ -58,6 +58,33 @@ export function fieldKind(buf: Uint8Array, start: number, end: number): number {
     default:
       return F_OTHER;
   }
+}
+
+/**
+ * Fields a proxy never forwards in either direction (RFC 9110 §7.6.1): hop-by-hop ones, and
+ * Transfer-Encoding, whose framing the engine sets itself. Lowercase.
+ */
+export const HOP_BY_HOP_FIELDS: readonly string[] = Object.freeze([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
+
+/** {@link HOP_BY_HOP_FIELDS} as bytes, indexed by name length. */
+const HOP_BY_HOP_BY_LENGTH: Uint8Array[][] = [];
+for (const name of HOP_BY_HOP_FIELDS) (HOP_BY_HOP_BY_LENGTH[name.length] ??= []).push(bytes(name));
+
+/** Whether the field name `buf[start, end)` is one of {@link HOP_BY_HOP_FIELDS}, in any case. */
+export function isHopByHopName(buf: Uint8Array, start: number, end: number): boolean {
+  const candidates = HOP_BY_HOP_BY_LENGTH[end - start];
+  if (candidates === undefined) return false;
+  for (let i = 0; i < candidates.length; i++) if (equalsLower(buf, start, end, candidates[i])) return true;
+  return false;
 }
 
 /** Most Content-Length digits accepted: 15 digits stay below 2^53, so the sum is exact. */
@@ -148,7 +175,8 @@ export const CONN_INVALID = -1;
 /**
  * Parses a Connection value (`#connection-option`, RFC 9110 §7.6.1) at `buf[start, end)`, appending each
  * option, lowercased, to `tokens`. `text` is the decoded head and `textBase` the buffer offset of its first
- * character, so unknown options are cut from it rather than decoded again.
+ * character, so unknown options are cut from it rather than decoded again; with `text` null (a head that
+ * is not decoded) they are decoded from `buf`.
  *
  * @returns an OR of the CONN_* flags, or {@link CONN_INVALID}.
  */
@@ -156,7 +184,7 @@ export function parseConnection(
   buf: Uint8Array,
   start: number,
   end: number,
-  text: string,
+  text: string | null,
   textBase: number,
   tokens: string[],
 ): number {
@@ -182,7 +210,8 @@ export function parseConnection(
       flags |= CONN_UPGRADE;
       tokens.push('upgrade');
     } else {
-      tokens.push(text.slice(t - textBase, p - textBase).toLowerCase());
+      const option = text === null ? latin1(buf as Buffer, t, p) : text.slice(t - textBase, p - textBase);
+      tokens.push(option.toLowerCase());
     }
     while (p < end && isOws(buf[p])) p++;
     if (p < end && buf[p] !== 0x2c) return CONN_INVALID;

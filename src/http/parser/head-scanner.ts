@@ -426,18 +426,50 @@ export function scanHead(
         continue;
 
       case PH_FIELD_START:
-        if (p >= stop) break scan;
-        c = buf[p];
-        if (TCHAR[c] === 1) {
+        // Whole field lines are scanned here in one go: the checks of PH_NAME through PH_FIELD_LF
+        // without a phase dispatch per element. At the end of the bytes, or at any byte those phases
+        // would reject, it hands over to the phase it is in, which decides as always. Measured with
+        // bench/micro/http-parser.ts: about a third off scanning a six-field response head.
+        for (;;) {
+          if (p >= stop) break scan;
+          c = buf[p];
+          if (TCHAR[c] !== 1) break;
           if (count === maxHeaders) {
             err = E_TOO_MANY;
             break scan;
           }
-          fields[count * FIELD_SLOTS] = p;
+          const f = count * FIELD_SLOTS;
+          fields[f] = p;
           count++;
           p++;
-          phase = PH_NAME;
-          continue;
+          while (p < stop && TCHAR[buf[p]] === 1) p++;
+          if (p >= stop || buf[p] !== COLON) {
+            phase = PH_NAME;
+            continue scan;
+          }
+          fields[f + 1] = p;
+          p++;
+          while (p < stop && VALUE[buf[p]] === V_OWS) p++;
+          if (p >= stop) {
+            phase = PH_VALUE_OWS;
+            continue scan;
+          }
+          const valueStart = p;
+          fields[f + 2] = p;
+          while (p < stop && VALUE[buf[p]] !== 0) p++;
+          if (p >= stop || buf[p] !== CR) {
+            phase = PH_VALUE;
+            continue scan;
+          }
+          let valueEnd = p;
+          while (valueEnd > valueStart && VALUE[buf[valueEnd - 1]] === V_OWS) valueEnd--;
+          fields[f + 3] = valueEnd;
+          p++;
+          if (p >= stop || buf[p] !== LF) {
+            phase = PH_FIELD_LF;
+            continue scan;
+          }
+          p++;
         }
         if (c === CR) {
           p++;

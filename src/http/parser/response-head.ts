@@ -4,7 +4,7 @@
  * @module
  */
 
-import { latin1 } from './chars.ts';
+import { latin1, nameIs } from './chars.ts';
 import {
   CONN_CLOSE,
   CONN_INVALID,
@@ -16,6 +16,7 @@ import {
   fieldKind,
   framingOwsHasTab,
   isChunkedOnly,
+  isHopByHopName,
   parseConnection,
   parseContentLength,
 } from './framing.ts';
@@ -43,6 +44,7 @@ import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.ts';
 export type ResponseFraming = 'none' | 'length' | 'chunked' | 'close' | 'tunnel';
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
+const NO_OFFSETS: readonly number[] = Object.freeze([]);
 
 /** A parsed, validated response head; the `ok` result of {@link parseResponseHead}. Stable shape. */
 export class ResponseHead {
@@ -54,10 +56,24 @@ export class ResponseHead {
   versionMinor: number;
   /** Status code, 100-599. */
   status: number;
-  /** Reason phrase as sent (may be empty). */
-  reason: string;
-  /** Field lines in order as `[name0, value0, name1, value1, ...]`: names as sent, values without OWS. */
-  headers: string[];
+  /**
+   * The buffer the head was parsed from, and where in it the head lies: the engine copies field lines
+   * from here rather than re-serialising them. The engine reads it synchronously after the parse,
+   * before that buffer can be reused; so must anything else that uses it (or {@link reason} and
+   * {@link headers}, which are decoded from it on first use).
+   */
+  source: Buffer;
+  /** Offset of the status line in `source`. */
+  start: number;
+  /** Offset of the first field line in `source` (just past the status line's CRLF). */
+  fieldsStart: number;
+  /** Offsets of the reason phrase in `source` (equal when there is none). */
+  reasonStart: number;
+  reasonEnd: number;
+  /** Number of field lines. */
+  fieldCount: number;
+  /** Per field line: name start, name end (the colon), value start, value end without OWS; offsets into `source`. */
+  fieldOffsets: readonly number[];
   /** How the body is delimited. */
   framing: ResponseFraming;
   /** The Content-Length, or -1 when there is none. Present on HEAD and 304 responses without a body. */
@@ -75,14 +91,22 @@ export class ResponseHead {
   interim: boolean;
   /** The Connection options, lowercased; shared and frozen when there are none. */
   connectionTokens: readonly string[];
+  /** {@link headers}, once decoded. */
+  decodedHeaders: string[] | null;
 
-  constructor() {
+  constructor(source: Buffer) {
     this.kind = 'ok';
     this.consumed = 0;
     this.versionMinor = 1;
     this.status = 0;
-    this.reason = '';
-    this.headers = [];
+    this.source = source;
+    this.start = 0;
+    this.fieldsStart = 0;
+    this.reasonStart = 0;
+    this.reasonEnd = 0;
+    this.fieldCount = 0;
+    this.fieldOffsets = NO_OFFSETS;
+    this.decodedHeaders = null;
     this.framing = 'close';
     this.contentLength = -1;
     this.chunked = false;
@@ -90,6 +114,49 @@ export class ResponseHead {
     this.upgrade = false;
     this.interim = false;
     this.connectionTokens = NO_TOKENS;
+  }
+
+  /** Offset in `source` of field line `i` (its name's first byte). */
+  lineStart(i: number): number {
+    return this.fieldOffsets[i * FIELD_SLOTS];
+  }
+
+  /** Offset in `source` just past field line `i`'s CRLF. */
+  lineEnd(i: number): number {
+    return i + 1 < this.fieldCount ? this.fieldOffsets[(i + 1) * FIELD_SLOTS] : this.start + this.consumed - 2;
+  }
+
+  /** Whether field line `i`'s name is `lower` (a lowercased token), in any case. */
+  nameIs(i: number, lower: string): boolean {
+    const f = i * FIELD_SLOTS;
+    return nameIs(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1], lower);
+  }
+
+  /** Whether field line `i` is hop-by-hop by its name (see HOP_BY_HOP_FIELDS in framing.ts). */
+  isHopByHop(i: number): boolean {
+    const f = i * FIELD_SLOTS;
+    return isHopByHopName(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1]);
+  }
+
+  /** Reason phrase as sent (may be empty); decoded from `source`, see there. */
+  get reason(): string {
+    return latin1(this.source, this.reasonStart, this.reasonEnd);
+  }
+
+  /**
+   * Field lines in order as `[name0, value0, name1, value1, ...]`: names as sent, values without OWS.
+   * Decoded from `source` on first use (see there): forwarding copies field lines as bytes and never
+   * needs these strings (bench: http-small).
+   */
+  get headers(): string[] {
+    if (this.decodedHeaders !== null) return this.decodedHeaders;
+    const headers: string[] = [];
+    const f = this.fieldOffsets;
+    for (let i = 0; i < this.fieldCount * FIELD_SLOTS; i += FIELD_SLOTS) {
+      headers.push(latin1(this.source, f[i], f[i + 1]), latin1(this.source, f[i + 2], f[i + 3]));
+    }
+    this.decodedHeaders = headers;
+    return headers;
   }
 }
 
@@ -156,20 +223,30 @@ function buildResponse(
   st: HeadScanState,
   requestMethod: string,
 ): ResponseHead | HttpParseError {
-  const head = new ResponseHead();
+  const head = new ResponseHead(buf);
   const headEnd = st.headEnd;
-  // One decode, then substrings: see buildRequest in request-head.ts.
-  const text = latin1(buf, start, headEnd - 2);
   const sc = st.statusStart;
   const status = (buf[sc] - 0x30) * 100 + (buf[sc + 1] - 0x30) * 10 + (buf[sc + 2] - 0x30);
   head.consumed = headEnd - start;
   head.versionMinor = st.versionMinor;
   head.status = status;
-  head.reason = text.slice(st.reasonStart - start, st.reasonEnd - start);
+  head.start = start;
+  head.reasonStart = st.reasonStart;
+  head.reasonEnd = st.reasonEnd;
 
   const fields = st.fields;
   const n = st.fieldCount;
-  const headers = head.headers;
+  // No strings here: the engine forwards field lines as bytes (message-head.ts), so the names and
+  // values are decoded only if someone asks for `headers`. Measured with bench/micro/http-parser.ts.
+  head.fieldCount = n;
+  head.fieldsStart = n > 0 ? fields[0] : headEnd - 2;
+  if (n > 0) {
+    // A plain array: an Int32Array of this size would get a malloc'd backing store, which cost more
+    // than the rest of the head's parse (bench/micro/http-parser.ts).
+    const offsets: number[] = new Array(n * FIELD_SLOTS);
+    for (let i = 0; i < n * FIELD_SLOTS; i++) offsets[i] = fields[i];
+    head.fieldOffsets = offsets;
+  }
   let clCount = 0;
   let clValue = -1;
   let teCount = 0;
@@ -184,7 +261,6 @@ function buildResponse(
     const ne = fields[f + 1];
     const vs = fields[f + 2];
     const ve = fields[f + 3];
-    headers.push(text.slice(ns - start, ne - start), text.slice(vs - start, ve - start));
     switch (fieldKind(buf, ns, ne)) {
       case F_CONTENT_LENGTH:
         clCount++;
@@ -199,7 +275,7 @@ function buildResponse(
         break;
       case F_CONNECTION: {
         if (tokens === null) tokens = [];
-        const flags = parseConnection(buf, vs, ve, text, start, tokens);
+        const flags = parseConnection(buf, vs, ve, null, 0, tokens);
         if (flags === CONN_INVALID) return ERR_CONNECTION;
         connFlags |= flags;
         break;
