@@ -715,6 +715,40 @@ test('hop-by-hop fields and those named in Connection are not forwarded', async 
   }
 });
 
+test('a request head is forwarded as sent, less the fields the proxy owns, plus its own', async () => {
+  // Kept field lines go upstream as slices of the client's head (message-head.ts): check the exact
+  // bytes, with dropped fields between kept ones, names in any case, OWS as sent, X-Forwarded-For
+  // from an untrusted peer replaced, the client's request ID passed on, and route edits applied.
+  let seen = '';
+  const upstream = await rawUpstream((socket, req) => {
+    seen = req;
+    socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+  });
+  const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`], {
+    requestHeaders: { remove: ['x-removed'], set: { 'x-set': 'v' } },
+  });
+  try {
+    const client = await new RawClient(port).connected();
+    client.write(
+      'GET /p?q=1 HTTP/1.1\r\nHost: x.test\r\nUser-Agent:  ua/1 \r\nCONNECTION: keep-alive, X-Hop\r\n' +
+        'X-Hop: secret\r\nAccept: */*\r\nX-Forwarded-For: 10.9.9.9\r\nX-Request-Id: rid-9\r\nX-Removed: 1\r\n' +
+        'te: trailers\r\nX-Last: 1\r\n\r\n',
+    );
+    assert.equal((await client.read()).status, 204);
+    client.close();
+    assert.equal(
+      seen,
+      'GET /p?q=1 HTTP/1.1\r\nUser-Agent:  ua/1 \r\nAccept: */*\r\nX-Last: 1\r\nhost: x.test\r\n' +
+        'x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: x.test\r\n' +
+        'x-request-id: rid-9\r\nx-set: v\r\n\r\n',
+    );
+    await assertSettled(proxy);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
 test('a response head is relayed byte for byte, less the fields the proxy owns', async () => {
   // The engine copies kept field lines as bytes (message-head.ts): check the exact head, with
   // dropped fields between kept ones, names in any case, OWS as sent, the upstream's own request

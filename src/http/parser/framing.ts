@@ -9,7 +9,7 @@
 
 import { bytes, CR, equalsLower, HTAB, IP_LITERAL, latin1, REG_NAME, SP, TCHAR } from './chars.ts';
 
-/** A field the framing layer does not interpret. */
+/** A field neither the framing layer nor forwarding treats specially. */
 export const F_OTHER = 0;
 /** `Host` */
 export const F_HOST = 1;
@@ -23,68 +23,83 @@ export const F_CONNECTION = 4;
 export const F_UPGRADE = 5;
 /** `Expect` */
 export const F_EXPECT = 6;
+/** `Keep-Alive`, `Proxy-Connection`, `TE`, `Proxy-Authenticate`, `Proxy-Authorization`: hop-by-hop, nothing else. */
+export const F_HOP = 7;
+/** `X-Forwarded-For` */
+export const F_X_FORWARDED_FOR = 8;
+/** `X-Forwarded-Proto` */
+export const F_X_FORWARDED_PROTO = 9;
+/** `X-Forwarded-Host` */
+export const F_X_FORWARDED_HOST = 10;
+/** `Forwarded` */
+export const F_FORWARDED = 11;
 
+const L_TE = bytes('te');
 const L_HOST = bytes('host');
 const L_EXPECT = bytes('expect');
 const L_UPGRADE = bytes('upgrade');
+const L_FORWARDED = bytes('forwarded');
 const L_CONNECTION = bytes('connection');
+const L_KEEP_ALIVE = bytes('keep-alive');
 const L_CONTENT_LENGTH = bytes('content-length');
+const L_X_FORWARDED_FOR = bytes('x-forwarded-for');
+const L_X_FORWARDED_HOST = bytes('x-forwarded-host');
+const L_PROXY_CONNECTION = bytes('proxy-connection');
 const L_TRANSFER_ENCODING = bytes('transfer-encoding');
+const L_X_FORWARDED_PROTO = bytes('x-forwarded-proto');
+const L_PROXY_AUTHENTICATE = bytes('proxy-authenticate');
+const L_PROXY_AUTHORIZATION = bytes('proxy-authorization');
 const L_CHUNKED = bytes('chunked');
 const L_CLOSE = bytes('close');
-const L_KEEP_ALIVE = bytes('keep-alive');
 const L_100_CONTINUE = bytes('100-continue');
 
 /**
- * Which framing-relevant field the name `buf[start, end)` is. The length switch and first-letter test
- * reject almost every other name after two comparisons, so typical heads (a dozen fields) pay no per-byte
- * comparison for names the parser does not care about.
+ * Which of the fields that framing or forwarding cares about the name `buf[start, end)` is (the F_*
+ * constants). The length switch and first-letter test reject almost every other name after two
+ * comparisons, so typical heads (a dozen fields) pay no per-byte comparison for names nobody handles;
+ * the engine then forwards fields by kind without lower-casing any name (message-head.ts).
  */
 export function fieldKind(buf: Uint8Array, start: number, end: number): number {
   const first = buf[start] | 0x20;
   switch (end - start) {
+    case 2:
+      return first === 0x74 && equalsLower(buf, start, end, L_TE) ? F_HOP : F_OTHER;
     case 4:
       return first === 0x68 && equalsLower(buf, start, end, L_HOST) ? F_HOST : F_OTHER;
     case 6:
       return first === 0x65 && equalsLower(buf, start, end, L_EXPECT) ? F_EXPECT : F_OTHER;
     case 7:
       return first === 0x75 && equalsLower(buf, start, end, L_UPGRADE) ? F_UPGRADE : F_OTHER;
+    case 9:
+      return first === 0x66 && equalsLower(buf, start, end, L_FORWARDED) ? F_FORWARDED : F_OTHER;
     case 10:
-      return first === 0x63 && equalsLower(buf, start, end, L_CONNECTION) ? F_CONNECTION : F_OTHER;
+      if (first === 0x63) return equalsLower(buf, start, end, L_CONNECTION) ? F_CONNECTION : F_OTHER;
+      return first === 0x6b && equalsLower(buf, start, end, L_KEEP_ALIVE) ? F_HOP : F_OTHER;
     case 14:
       return first === 0x63 && equalsLower(buf, start, end, L_CONTENT_LENGTH) ? F_CONTENT_LENGTH : F_OTHER;
+    case 15:
+      return first === 0x78 && equalsLower(buf, start, end, L_X_FORWARDED_FOR) ? F_X_FORWARDED_FOR : F_OTHER;
+    case 16:
+      if (first === 0x78) return equalsLower(buf, start, end, L_X_FORWARDED_HOST) ? F_X_FORWARDED_HOST : F_OTHER;
+      return first === 0x70 && equalsLower(buf, start, end, L_PROXY_CONNECTION) ? F_HOP : F_OTHER;
     case 17:
-      return first === 0x74 && equalsLower(buf, start, end, L_TRANSFER_ENCODING) ? F_TRANSFER_ENCODING : F_OTHER;
+      if (first === 0x74) return equalsLower(buf, start, end, L_TRANSFER_ENCODING) ? F_TRANSFER_ENCODING : F_OTHER;
+      return first === 0x78 && equalsLower(buf, start, end, L_X_FORWARDED_PROTO) ? F_X_FORWARDED_PROTO : F_OTHER;
+    case 18:
+      return first === 0x70 && equalsLower(buf, start, end, L_PROXY_AUTHENTICATE) ? F_HOP : F_OTHER;
+    case 19:
+      return first === 0x70 && equalsLower(buf, start, end, L_PROXY_AUTHORIZATION) ? F_HOP : F_OTHER;
     default:
       return F_OTHER;
   }
 }
 
 /**
- * Fields a proxy never forwards in either direction (RFC 9110 §7.6.1): hop-by-hop ones, and
- * Transfer-Encoding, whose framing the engine sets itself. Lowercase.
+ * Whether fields of this kind are never forwarded, in either direction (RFC 9110 §7.6.1): the
+ * hop-by-hop ones, and Transfer-Encoding, whose framing the engine sets itself.
  */
-export const HOP_BY_HOP_FIELDS: readonly string[] = Object.freeze([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authenticate',
-  'proxy-authorization',
-]);
-
-/** {@link HOP_BY_HOP_FIELDS} as bytes, indexed by name length. */
-const HOP_BY_HOP_BY_LENGTH: Uint8Array[][] = [];
-for (const name of HOP_BY_HOP_FIELDS) (HOP_BY_HOP_BY_LENGTH[name.length] ??= []).push(bytes(name));
-
-/** Whether the field name `buf[start, end)` is one of {@link HOP_BY_HOP_FIELDS}, in any case. */
-export function isHopByHopName(buf: Uint8Array, start: number, end: number): boolean {
-  const candidates = HOP_BY_HOP_BY_LENGTH[end - start];
-  if (candidates === undefined) return false;
-  for (let i = 0; i < candidates.length; i++) if (equalsLower(buf, start, end, candidates[i])) return true;
-  return false;
+export function isHopByHopKind(kind: number): boolean {
+  return kind === F_HOP || kind === F_CONNECTION || kind === F_UPGRADE || kind === F_TRANSFER_ENCODING;
 }
 
 /** Most Content-Length digits accepted: 15 digits stay below 2^53, so the sum is exact. */

@@ -15,7 +15,15 @@
  */
 
 export { ChunkedScanner, FORBIDDEN_TRAILERS, MAX_CHUNK_SIZE_DIGITS } from './chunked-scanner.ts';
-export { HOP_BY_HOP_FIELDS, MAX_CONTENT_LENGTH_DIGITS } from './framing.ts';
+export {
+  F_FORWARDED,
+  F_HOST,
+  F_X_FORWARDED_FOR,
+  F_X_FORWARDED_HOST,
+  F_X_FORWARDED_PROTO,
+  isHopByHopKind,
+  MAX_CONTENT_LENGTH_DIGITS,
+} from './framing.ts';
 export { HeadProgress, MAX_METHOD_BYTES } from './head-scanner.ts';
 export { HTTP_PARSE_ERRORS, HttpParseError, type HttpParseErrorCode } from './http-parse-error.ts';
 export { DEFAULT_HTTP_LIMITS, type HttpLimits, httpLimits } from './limits.ts';

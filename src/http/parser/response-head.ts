@@ -16,7 +16,7 @@ import {
   fieldKind,
   framingOwsHasTab,
   isChunkedOnly,
-  isHopByHopName,
+  isHopByHopKind,
   parseConnection,
   parseContentLength,
 } from './framing.ts';
@@ -132,10 +132,10 @@ export class ResponseHead {
     return nameIs(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1], lower);
   }
 
-  /** Whether field line `i` is hop-by-hop by its name (see HOP_BY_HOP_FIELDS in framing.ts). */
+  /** Whether field line `i` is hop-by-hop by its name (see isHopByHopKind in framing.ts). */
   isHopByHop(i: number): boolean {
     const f = i * FIELD_SLOTS;
-    return isHopByHopName(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1]);
+    return isHopByHopKind(fieldKind(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1]));
   }
 
   /** Reason phrase as sent (may be empty); decoded from `source`, see there. */
