@@ -10,7 +10,7 @@ import { normalizeAddress } from '../route/ip-matcher.ts';
 import type { MatchContext, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { looksLikeTls, parseClientHello } from './client-hello.ts';
-import { adoptAccepted, type FastSocket, kOnData } from './fast-read.ts';
+import { acceptFast, adoptAccepted, type FastSocket, kOnData } from './fast-read.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
 
 const kClassifier = Symbol('switchyard.classifier');
@@ -30,8 +30,9 @@ export class Listener {
     this.ctx = ctx;
     this.host = host;
     this.port = port;
+    // Connections come through acceptFast once listening; the 'connection' path is its fallback.
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
-      this.accept(socket),
+      this.accept(adoptAccepted(socket, { allowHalfOpen: true })),
     );
   }
 
@@ -51,6 +52,7 @@ export class Listener {
       };
       const onListening = (): void => {
         server.removeListener('error', onError);
+        acceptFast(server, true, (socket) => this.accept(socket));
         server.on('error', (err) => this.ctx.logger.error({ err, port: this.port }, 'listener error'));
         resolve();
       };
@@ -69,13 +71,12 @@ export class Listener {
     if (this.server.listening) this.server.close();
   }
 
-  private accept(accepted: Socket): void {
+  private accept(socket: FastSocket): void {
     const ctx = this.ctx;
     if (ctx.closing) {
-      accepted.destroy();
+      socket.destroy();
       return;
     }
-    const socket = adoptAccepted(accepted, { allowHalfOpen: true });
     ctx.clients.add(socket);
     ctx.metrics.activeConnections.inc();
     socket.on('close', onSocketClose);
