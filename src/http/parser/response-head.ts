@@ -45,6 +45,8 @@ export type ResponseFraming = 'none' | 'length' | 'chunked' | 'close' | 'tunnel'
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
 const NO_OFFSETS: readonly number[] = Object.freeze([]);
+/** Numbers per field line in {@link ResponseHead.fieldOffsets}: the scanner's four offsets and the kind. */
+const FIELD_LINE_SLOTS = FIELD_SLOTS + 1;
 
 /** A parsed, validated response head; the `ok` result of {@link parseResponseHead}. Stable shape. */
 export class ResponseHead {
@@ -72,7 +74,10 @@ export class ResponseHead {
   reasonEnd: number;
   /** Number of field lines. */
   fieldCount: number;
-  /** Per field line: name start, name end (the colon), value start, value end without OWS; offsets into `source`. */
+  /**
+   * {@link FIELD_LINE_SLOTS} numbers per field line: name start, name end (the colon), value start and
+   * value end without OWS, as offsets into `source`, then the name's kind (framing.ts, `fieldKind`).
+   */
   fieldOffsets: readonly number[];
   /** How the body is delimited. */
   framing: ResponseFraming;
@@ -118,24 +123,23 @@ export class ResponseHead {
 
   /** Offset in `source` of field line `i` (its name's first byte). */
   lineStart(i: number): number {
-    return this.fieldOffsets[i * FIELD_SLOTS];
+    return this.fieldOffsets[i * FIELD_LINE_SLOTS];
   }
 
   /** Offset in `source` just past field line `i`'s CRLF. */
   lineEnd(i: number): number {
-    return i + 1 < this.fieldCount ? this.fieldOffsets[(i + 1) * FIELD_SLOTS] : this.start + this.consumed - 2;
+    return i + 1 < this.fieldCount ? this.fieldOffsets[(i + 1) * FIELD_LINE_SLOTS] : this.start + this.consumed - 2;
   }
 
   /** Whether field line `i`'s name is `lower` (a lowercased token), in any case. */
   nameIs(i: number, lower: string): boolean {
-    const f = i * FIELD_SLOTS;
+    const f = i * FIELD_LINE_SLOTS;
     return nameIs(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1], lower);
   }
 
   /** Whether field line `i` is hop-by-hop by its name (see isHopByHopKind in framing.ts). */
   isHopByHop(i: number): boolean {
-    const f = i * FIELD_SLOTS;
-    return isHopByHopKind(fieldKind(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1]));
+    return isHopByHopKind(this.fieldOffsets[i * FIELD_LINE_SLOTS + 4]);
   }
 
   /** Reason phrase as sent (may be empty); decoded from `source`, see there. */
@@ -152,7 +156,7 @@ export class ResponseHead {
     if (this.decodedHeaders !== null) return this.decodedHeaders;
     const headers: string[] = [];
     const f = this.fieldOffsets;
-    for (let i = 0; i < this.fieldCount * FIELD_SLOTS; i += FIELD_SLOTS) {
+    for (let i = 0; i < this.fieldCount * FIELD_LINE_SLOTS; i += FIELD_LINE_SLOTS) {
       headers.push(latin1(this.source, f[i], f[i + 1]), latin1(this.source, f[i + 2], f[i + 3]));
     }
     this.decodedHeaders = headers;
@@ -240,13 +244,10 @@ function buildResponse(
   // values are decoded only if someone asks for `headers`. Measured with bench/micro/http-parser.ts.
   head.fieldCount = n;
   head.fieldsStart = n > 0 ? fields[0] : headEnd - 2;
-  if (n > 0) {
-    // A plain array: an Int32Array of this size would get a malloc'd backing store, which cost more
-    // than the rest of the head's parse (bench/micro/http-parser.ts).
-    const offsets: number[] = new Array(n * FIELD_SLOTS);
-    for (let i = 0; i < n * FIELD_SLOTS; i++) offsets[i] = fields[i];
-    head.fieldOffsets = offsets;
-  }
+  // A plain array: an Int32Array of this size would get a malloc'd backing store, which cost more
+  // than the rest of the head's parse (bench/micro/http-parser.ts). Filled in the loop below.
+  const offsets: number[] = new Array(n * FIELD_LINE_SLOTS);
+  head.fieldOffsets = offsets;
   let clCount = 0;
   let clValue = -1;
   let teCount = 0;
@@ -261,7 +262,14 @@ function buildResponse(
     const ne = fields[f + 1];
     const vs = fields[f + 2];
     const ve = fields[f + 3];
-    switch (fieldKind(buf, ns, ne)) {
+    const kind = fieldKind(buf, ns, ne);
+    const o = i * FIELD_LINE_SLOTS;
+    offsets[o] = ns;
+    offsets[o + 1] = ne;
+    offsets[o + 2] = vs;
+    offsets[o + 3] = ve;
+    offsets[o + 4] = kind;
+    switch (kind) {
       case F_CONTENT_LENGTH:
         clCount++;
         clValue = parseContentLength(buf, vs, ve);
