@@ -69,11 +69,6 @@ function plans(
   return p;
 }
 
-function isConnectionToken(tokens: readonly string[], lower: string): boolean {
-  for (let i = 0; i < tokens.length; i++) if (tokens[i] === lower) return true;
-  return false;
-}
-
 /** The request head sent upstream. */
 export function buildRequestHead(
   req: RequestHead,
@@ -173,7 +168,7 @@ export function buildResponseHead(
   const edits = plans(route, action).response;
   const idName = engine.requestIdHeader;
   const runs = keptRuns(resp, edits, idName);
-  let tail = runs.hasId ? edits.lines : `${idName}: ${conn.requestId}\r\n${edits.lines}`;
+  let tail = idAndEdits(runs, edits, idName, conn.requestId);
   if (resp.framing === 'chunked' && conn.req!.versionMinor === 1) tail += 'transfer-encoding: chunked\r\n';
   if (!conn.keepAlive) tail += 'connection: close\r\n';
   else if (conn.req!.versionMinor === 0) tail += 'connection: keep-alive\r\n';
@@ -197,9 +192,14 @@ export function buildUpgradeResponseHead(
   const edits = plans(route, action).response;
   const idName = engine.requestIdHeader;
   const runs = keptRuns(resp, edits, idName);
-  let tail = runs.hasId ? edits.lines : `${idName}: ${conn.requestId}\r\n${edits.lines}`;
+  let tail = idAndEdits(runs, edits, idName, conn.requestId);
   tail += `connection: upgrade\r\nupgrade: ${fieldValue(resp.headers, 'upgrade')}\r\n\r\n`;
   return assembleHead(resp, statusLine(resp, 'Switching Protocols'), runs, tail);
+}
+
+/** The request-ID line, unless the upstream sent that field itself, then the route's added lines. */
+function idAndEdits(runs: KeptRuns, edits: HeaderEditPlan, idName: string, requestId: string): string {
+  return runs.hasId ? edits.lines : `${idName}: ${requestId}\r\n${edits.lines}`;
 }
 
 /**
