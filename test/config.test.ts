@@ -90,6 +90,28 @@ test('cross-field checks: duplicate names, HTTP-only conditions on L4 routes, to
   );
 });
 
+test('header edits may not touch framing or connection headers, nor carry CR/LF in values', () => {
+  const route = (requestHeaders: unknown) => ({
+    routes: [
+      {
+        name: 'x',
+        match: { ports: 1 },
+        action: { type: 'forward', mode: 'http', targets: ['127.0.0.1:1'], requestHeaders },
+      },
+    ],
+  });
+  assert.match(
+    problemsOf(route({ remove: ['Content-Length'] })).join(),
+    /routes\[0\]\.action\.requestHeaders\.remove\[0\]: "Content-Length" is set by the engine itself/,
+  );
+  assert.match(
+    problemsOf(route({ set: { 'transfer-encoding': 'chunked' } })).join(),
+    /requestHeaders\.set\.transfer-encoding: /,
+  );
+  assert.match(problemsOf(route({ add: { Host: 'a' } })).join(), /requestHeaders\.add\.Host: .*hostHeader/);
+  assert.match(problemsOf(route({ add: { 'x-a': 'v\r\nx-b: w' } })).join(), /without CR, LF/);
+  validateConfig(route({ set: { 'x-a': 'tab\tand ünïcode' }, remove: ['x-powered-by'] }));
+});
 test('a YAML file: syntax errors and schema errors both name the file', async () => {
   const broken = join(dir, 'broken.yaml');
   await writeFile(broken, 'routes: [\n  - name: x\n');

@@ -715,6 +715,50 @@ test('hop-by-hop fields and those named in Connection are not forwarded', async 
   }
 });
 
+test('Connection naming Content-Length never strips the framing: nothing smuggled, no response desync', async () => {
+  // The engine frames both messages by Content-Length; dropping it because Connection names it
+  // would send the body on unframed (a request smuggled upstream, a response read into the next).
+  const seen: string[] = [];
+  const upstream = createServer({ keepAliveTimeout: 5000 }, (req: IncomingMessage, res: ServerResponse) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      seen.push(`${req.method} ${req.url} ${Buffer.concat(parts).length}`);
+      // Every response names content-length as a connection option too.
+      res.writeHead(200, { 'content-length': '5', connection: 'content-length' });
+      res.end('hello');
+    });
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  const { proxy, port } = await startProxy([`127.0.0.1:${(upstream.address() as AddressInfo).port}`], {
+    pool: { maxConnections: 1 },
+  });
+  try {
+    const smuggled = 'GET /smuggled HTTP/1.1\r\nhost: y\r\n\r\n';
+    const res = await rawExchange(
+      port,
+      `POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: ${smuggled.length}\r\nconnection: content-length\r\n\r\n${smuggled}` +
+        'GET /b HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
+      // No FIN from the client: the proxy treats one as an abort, as nginx does.
+      { end: false },
+    );
+    const responses = parseAll(res.data, ['POST', 'GET']);
+    assert.equal(responses.length, 2);
+    for (const r of responses) {
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-length'], '5');
+      assert.equal(r.body.toString(), 'hello');
+    }
+    assert.deepEqual(seen, [`POST /a ${smuggled.length}`, 'GET /b 0']);
+    await assertSettled(proxy);
+  } finally {
+    await proxy.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  }
+});
+
 test('a request head is forwarded as sent, less the fields the proxy owns, plus its own', async () => {
   // Kept field lines go upstream as slices of the client's head (message-head.ts): check the exact
   // bytes, with dropped fields between kept ones, names in any case, OWS as sent, X-Forwarded-For

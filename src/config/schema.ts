@@ -59,16 +59,50 @@ const Target = z.union([TargetString, TargetObject]);
 
 const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9a-z-]+$/i, 'expected an HTTP header name');
 
+/**
+ * Names a route's header edits may not touch: the engine owns message framing and the connection
+ * (an edited Content-Length or Transfer-Encoding would let a body run into the next message), and
+ * Host has its own setting, `hostHeader`.
+ */
+const ENGINE_OWNED_HEADERS = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+]);
+
+/** A field value (RFC 9110 §5.5): visible characters, spaces and tabs; no CR, LF or NUL. */
+const HeaderValue = z
+  .string()
+  .regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'expected a header value without CR, LF or control characters');
+
 const HeaderEdits = z
   .strictObject({
     set: z
-      .record(HeaderName, z.string())
+      .record(HeaderName, HeaderValue)
       .optional()
       .describe('Headers set to these values (any existing field of the same name is replaced).'),
-    add: z.record(HeaderName, z.string()).optional().describe('Headers appended, keeping existing fields.'),
+    add: z.record(HeaderName, HeaderValue).optional().describe('Headers appended, keeping existing fields.'),
     remove: z.array(HeaderName).optional().describe('Header names removed (case-insensitive).'),
   })
-  .describe('Header edits, applied in the order remove, set, add.');
+  .superRefine((edits, ctx) => {
+    const refuse = (name: string, path: (string | number)[]) => {
+      if (!ENGINE_OWNED_HEADERS.has(name.toLowerCase())) return;
+      const instead = name.toLowerCase() === 'host' ? ' (use `hostHeader`)' : '';
+      ctx.addIssue({ code: 'custom', path, message: `"${name}" is set by the engine itself${instead}` });
+    };
+    for (const [i, name] of (edits.remove ?? []).entries()) refuse(name, ['remove', i]);
+    for (const name of Object.keys(edits.set ?? {})) refuse(name, ['set', name]);
+    for (const name of Object.keys(edits.add ?? {})) refuse(name, ['add', name]);
+  })
+  .describe(
+    'Header edits, applied in the order remove, set, add. Content-Length, Transfer-Encoding, Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade and Host are refused: the engine sets them.',
+  );
 
 const Pool = z
   .strictObject({

@@ -6,7 +6,10 @@
  * Hot path: fields are forwarded as they came, in runs of consecutive kept lines, and only the
  * lines the engine adds are built. Which fields to drop is decided by the kind the parser gave
  * each name (no lower-casing, no Map lookups), and by length-first comparisons for the names known
- * at run time (request ID, Connection options, route edits). Request heads are one string (slices
+ * at run time (request ID, Connection options, route edits). Content-Length is never dropped:
+ * the engine frames both messages by it, so a `Connection: content-length` option (which RFC 9110
+ * §7.6.1 forbids senders to send) must not strip it from what goes on, or the body would reach the
+ * next hop unframed: a request smuggled upstream, a response read into the next one. Request heads are one string (slices
  * of the decoded head plus the added lines: V8 ropes, flattened once by the write); response heads
  * are bytes copied from the upstream's read. Decoding, lower-casing and re-concatenating every
  * field instead cost about 2 µs per response on http-small and 4 µs per browser-like request
@@ -18,6 +21,7 @@ import { type ClientConnection, pathAndQuery } from './client-connection.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { reasonPhrase } from './local-response.ts';
 import {
+  F_CONTENT_LENGTH,
   F_FORWARDED,
   F_HOST,
   F_X_FORWARDED_FOR,
@@ -104,6 +108,8 @@ export function buildRequestHead(
       if (trusted) xfh = headers[i + 1];
     } else if (kind === F_FORWARDED) {
       if (trusted) forwarded = forwarded === null ? headers[i + 1] : `${forwarded}, ${headers[i + 1]}`;
+    } else if (kind === F_CONTENT_LENGTH) {
+      keep = true;
     } else if (kind !== F_HOST && !isHopByHopKind(kind)) {
       const name = headers[i];
       keep = !(
@@ -240,9 +246,13 @@ function keptRuns(resp: ResponseHead, edits: HeaderEditPlan, idName: string): Ke
   let hasId = false;
   let runStart = -1;
   for (let i = 0; i < n; i++) {
-    let keep = !resp.isHopByHop(i);
-    if (keep && tokens.length > 0) keep = !anyFieldNameIs(resp, i, tokens);
-    if (keep && dropNames.length > 0) keep = !anyFieldNameIs(resp, i, dropNames);
+    const kind = resp.fieldKind(i);
+    let keep = !isHopByHopKind(kind);
+    // Content-Length stays whatever Connection names: see the file comment.
+    if (keep && kind !== F_CONTENT_LENGTH) {
+      if (tokens.length > 0) keep = !anyFieldNameIs(resp, i, tokens);
+      if (keep && dropNames.length > 0) keep = !anyFieldNameIs(resp, i, dropNames);
+    }
     if (keep) {
       if (runStart < 0) runStart = resp.lineStart(i);
       if (!hasId && idName !== '' && resp.nameIs(i, idName)) hasId = true;

@@ -16,6 +16,7 @@
 
 export { ChunkedScanner, FORBIDDEN_TRAILERS, MAX_CHUNK_SIZE_DIGITS } from './chunked-scanner.ts';
 export {
+  F_CONTENT_LENGTH,
   F_FORWARDED,
   F_HOST,
   F_X_FORWARDED_FOR,

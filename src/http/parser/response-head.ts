@@ -16,7 +16,6 @@ import {
   fieldKind,
   framingOwsHasTab,
   isChunkedOnly,
-  isHopByHopKind,
   parseConnection,
   parseContentLength,
 } from './framing.ts';
@@ -137,9 +136,9 @@ export class ResponseHead {
     return nameIs(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1], lower);
   }
 
-  /** Whether field line `i` is hop-by-hop by its name (see isHopByHopKind in framing.ts). */
-  isHopByHop(i: number): boolean {
-    return isHopByHopKind(this.fieldOffsets[i * FIELD_LINE_SLOTS + 4]);
+  /** Field line `i`'s kind from its name (`F_*` in framing.ts). */
+  fieldKind(i: number): number {
+    return this.fieldOffsets[i * FIELD_LINE_SLOTS + 4];
   }
 
   /** Reason phrase as sent (may be empty); decoded from `source`, see there. */
