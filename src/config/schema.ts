@@ -312,7 +312,10 @@ const Timeouts = z
       .int()
       .positive()
       .default(5000)
-      .describe('Time allowed for a PROXY header or a complete TLS ClientHello to arrive.'),
+      .describe(
+        'Time allowed for a PROXY header or a complete TLS ClientHello to arrive, counted from accept: ' +
+          'bytes arriving meanwhile do not extend it.',
+      ),
     connectMs: z.number().int().positive().default(5000).describe('Default upstream connect timeout.'),
     idleMs: z.number().int().positive().default(300_000).describe('Default idle timeout of a forwarded connection.'),
     shutdownMs: z

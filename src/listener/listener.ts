@@ -86,7 +86,9 @@ export class Listener {
 }
 
 function onSocketClose(this: Socket): void {
-  const ctx = (this as ClassifiedSocket)[kClassifier]!.ctx;
+  const classifier = (this as ClassifiedSocket)[kClassifier]!;
+  const ctx = classifier.ctx;
+  if (classifier.deadline !== 0) ctx.classifying.delete(classifier);
   ctx.clients.delete(this);
   ctx.metrics.activeConnections.dec();
 }
@@ -102,6 +104,8 @@ class Classifier {
   /** Whether a PROXY header may still come. */
   proxyPending: boolean;
   peerTrusted: boolean;
+  /** When classification must be done (classify-sweeper.ts); 0 while not classifying. */
+  deadline: number;
 
   constructor(ctx: ProxyContext, port: number, table: RouteTable, socket: Socket) {
     this.ctx = ctx;
@@ -113,6 +117,7 @@ class Classifier {
     this.buffered = null;
     this.peerTrusted = ctx.trustedProxies?.matches(peer) === true;
     this.proxyPending = true;
+    this.deadline = 0;
   }
 
   start(): void {
@@ -126,8 +131,7 @@ class Classifier {
       return;
     }
     const socket = this.socket;
-    socket.setTimeout(this.table.config.timeouts.classifyMs);
-    socket.on('timeout', onClassifyTimeout);
+    this.ctx.classifying.add(this, this.table.config.timeouts.classifyMs);
     socket[kOnData] = onClassifyData;
     socket.on('end', onClassifyEnd);
     socket.on('error', noop);
@@ -184,9 +188,8 @@ class Classifier {
     const socket = this.socket;
     socket[kOnData] = ignoreData;
     socket.removeListener('end', onClassifyEnd);
-    socket.removeListener('timeout', onClassifyTimeout);
     socket.removeListener('error', noop);
-    socket.setTimeout(0);
+    if (this.deadline !== 0) this.ctx.classifying.delete(this);
     socket.pause();
     const index = this.table.ports.get(this.match.port);
     if (!this.match.tls && index !== undefined && index.hasHttp) {
@@ -215,8 +218,14 @@ class Classifier {
     tunnel.start();
   }
 
+  /** The classify deadline passed before a PROXY header or a complete ClientHello arrived. */
+  onDeadline(): void {
+    this.reject(new SwitchyardError('SY_LSN_CLASSIFY_TIMEOUT', { timeoutMs: this.table.config.timeouts.classifyMs }));
+  }
+
   /** Closes a connection that cannot be routed, with a log line and a counter. */
   reject(error: SwitchyardError): void {
+    if (this.deadline !== 0) this.ctx.classifying.delete(this);
     this.ctx.metrics.rejected.inc({ reason: error.code });
     this.ctx.logger.info(
       { code: error.code, port: this.match.port, client: this.match.clientIp, sni: this.match.serverName },
@@ -239,11 +248,4 @@ function onClassifyEnd(this: ClassifiedSocket): void {
   // Plaintext is routed on its first byte, so only an incomplete PROXY header or ClientHello (or
   // nothing at all) can be buffered when the client half-closes here.
   this[kClassifier]!.reject(new SwitchyardError('SY_LSN_EARLY_CLOSE', {}));
-}
-
-function onClassifyTimeout(this: ClassifiedSocket): void {
-  const classifier = this[kClassifier]!;
-  classifier.reject(
-    new SwitchyardError('SY_LSN_CLASSIFY_TIMEOUT', { timeoutMs: classifier.table.config.timeouts.classifyMs }),
-  );
 }

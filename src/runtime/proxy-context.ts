@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpEngine } from '../http/http-engine.ts';
 import type { TunnelSweeper } from '../l4/tunnel-sweeper.ts';
+import type { ClassifySweeper } from '../listener/classify-sweeper.ts';
 import type { LlmGateway } from '../llm/gateway.ts';
 import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { IpMatcher } from '../route/ip-matcher.ts';
@@ -23,6 +24,8 @@ export interface ProxyContext {
   readonly clients: Set<Socket>;
   /** True once shutdown began: new connections are refused. */
   closing: boolean;
+  /** Classify deadlines of new connections that are still being read. */
+  readonly classifying: ClassifySweeper;
   /** Idle timeouts of L4 tunnels (and joined upgrades). */
   readonly tunnels: TunnelSweeper;
   /** The HTTP engine, set once at start. */

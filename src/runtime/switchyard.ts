@@ -7,6 +7,7 @@ import { loadConfigFile, validateConfig } from '../config/load.ts';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import { HttpEngine } from '../http/http-engine.ts';
 import { TunnelSweeper } from '../l4/tunnel-sweeper.ts';
+import { ClassifySweeper } from '../listener/classify-sweeper.ts';
 import { Listener } from '../listener/listener.ts';
 import { LlmGateway } from '../llm/gateway.ts';
 import { EventLoopMonitor } from '../observe/event-loop-monitor.ts';
@@ -57,6 +58,7 @@ export class Switchyard {
       logger: this.logger,
       metrics: this.metrics,
       clients: new Set(),
+      classifying: new ClassifySweeper(),
       tunnels: new TunnelSweeper(),
       closing: false,
       http: null as unknown as HttpEngine,
@@ -250,6 +252,7 @@ export class Switchyard {
       }
     }
     this.http.close();
+    this.ctx.classifying.close();
     this.ctx.tunnels.close();
     this.#targets.close();
     if (this.ctx.llm !== null) await this.ctx.llm.close();
