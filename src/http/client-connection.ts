@@ -943,6 +943,13 @@ export class ClientConnection implements PoolUser {
       this.socket.destroy();
       return;
     }
+    if (this.state === S_LLM) {
+      // An LLM exchange queued, waiting or streaming: a FIN is a client that gave up (an SDK's
+      // abort, `curl -m`), and the provider bills tokens nobody will read. As nginx does with
+      // proxy_ignore_client_abort off: the close aborts the upstream call (logged 499).
+      this.socket.destroy();
+      return;
+    }
     // Still queued for a pool slot: a FIN here is nearly always a client that gave up (a close
     // looks the same as a half-close on the wire), and under overload its slot matters more.
     if (
