@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FieldPolicy } from './field-policy.ts';
+import { FieldPolicy, reportedFieldName } from './field-policy.ts';
 
 test('no policy compiles to null, so the gateway skips it', () => {
   assert.equal(FieldPolicy.compile(), null);
@@ -49,6 +49,32 @@ test('transform then rename, keyed by the names the caller sent', () => {
   assert.deepEqual(body, { max_completion_tokens: 100, cache: true, seed: 42, stop: '["x"]' });
   assert.deepEqual(changes.renamed, ['max_tokens=max_completion_tokens']);
   assert.deepEqual(changes.transformed, ['cache', 'max_tokens', 'seed', 'stop']);
+});
+
+test('dropped names chosen by the client are reported escaped, never raw, and counted past 32', () => {
+  const policy = FieldPolicy.compile({ allow: ['temperature'] })!;
+  const evil = 'x\r\nx-injected: yes';
+  const body: Record<string, unknown> = { model: 'm', seed: 1, [evil]: 1, 'a,b': 2, héllo: 3, '50%': 4, '\ud800': 5 };
+  assert.deepEqual(policy.apply(body).dropped, [
+    'seed',
+    'x%0D%0Ax-injected%3A%20yes',
+    'a%2Cb',
+    'h%C3%A9llo',
+    '50%25',
+    '%EF%BF%BD',
+  ]);
+  assert.deepEqual(Object.keys(body), ['model']);
+  assert.equal(reportedFieldName('n'.repeat(100)), `${'n'.repeat(64)}%E2%80%A6`);
+  const many: Record<string, unknown> = {};
+  for (let i = 0; i < 40; i++) many[`f${i}`] = i;
+  const dropped = policy.apply(many).dropped!;
+  assert.equal(dropped.length, 33);
+  assert.equal(dropped[32], '+8 more');
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), (name) => {
+      assert.match(reportedFieldName(name), /^[!#$%&'*+\-.^_`|~0-9A-Za-z]*$/);
+    }),
+  );
 });
 
 test('a transform that changes nothing is not reported', () => {

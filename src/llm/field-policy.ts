@@ -8,9 +8,42 @@ import type { FieldPolicyConfig, FieldTransformConfig } from './schema.ts';
 /** Fields an allow list never drops: without them no endpoint works. */
 const ALWAYS_ALLOWED: readonly string[] = ['model', 'messages', 'prompt', 'input', 'stream'];
 
+/** Dropped fields named one by one in a response; past this many, the rest are counted (`+12 more`). */
+const MAX_REPORTED_DROPS = 32;
+/** Longest dropped field name reported whole (in characters, before escaping). */
+const MAX_REPORTED_NAME_CHARS = 64;
+/** A token (RFC 9110 §5.6.2) without `%`, which marks an escape, and not too long: reported as is. */
+const PLAIN_NAME = /^[!#$&'*+\-.^_`|~0-9A-Za-z]{1,64}$/;
+/** Bytes of {@link PLAIN_NAME}'s class, for escaping the others. */
+const PLAIN_BYTE = new Uint8Array(128);
+for (const c of "!#$&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  PLAIN_BYTE[c.charCodeAt(0)] = 1;
+}
+
+/**
+ * How a dropped field is named in `x-switchyard-dropped-fields`. The name is whatever key the
+ * client put in its body: a CR or LF in it would otherwise split our response head (header
+ * injection), and a comma would break the list. A short token is kept as is; anything else is
+ * reported as the percent-encoded UTF-8 of its first 64 characters, with an encoded `…` when cut.
+ */
+export function reportedFieldName(name: string): string {
+  if (PLAIN_NAME.test(name)) return name;
+  const cut = name.length > MAX_REPORTED_NAME_CHARS;
+  const bytes = Buffer.from(cut ? name.slice(0, MAX_REPORTED_NAME_CHARS) : name, 'utf8');
+  let out = '';
+  for (const b of bytes) {
+    out +=
+      b < 128 && PLAIN_BYTE[b] === 1 ? String.fromCharCode(b) : `%${b < 16 ? '0' : ''}${b.toString(16).toUpperCase()}`;
+  }
+  return cut ? `${out}%E2%80%A6` : out;
+}
+
 /** What {@link FieldPolicy.apply} changed, as header-ready lists; null where nothing changed. */
 export interface FieldChanges {
-  /** Fields removed by allow or deny. */
+  /**
+   * Fields removed by allow or deny, named as {@link reportedFieldName} reports them; past 32,
+   * a last entry `+<n> more` counts the rest.
+   */
   dropped: string[] | null;
   /** Fields whose value a transform changed. */
   transformed: string[] | null;
@@ -87,12 +120,16 @@ export class FieldPolicy {
     const allow = this.#allow;
     const deny = this.#deny;
     if (allow !== null || deny !== null) {
+      let unreported = 0;
       for (const field of Object.keys(body)) {
         if ((allow !== null && !allow.has(field)) || deny?.has(field)) {
           delete body[field];
-          (changes.dropped ??= []).push(field);
+          const dropped = (changes.dropped ??= []);
+          if (dropped.length < MAX_REPORTED_DROPS) dropped.push(reportedFieldName(field));
+          else unreported++;
         }
       }
+      if (unreported > 0) changes.dropped!.push(`+${unreported} more`);
     }
     if (this.#transform !== null) {
       for (const [field, fn] of this.#transform) {
