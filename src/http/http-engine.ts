@@ -98,7 +98,7 @@ export class HttpEngine {
     conn.start(initial);
   }
 
-  /** The keep-alive pool of a target, created on first use; settings follow the latest route. */
+  /** The keep-alive pool of a target, created on first use; every setting follows the latest route. */
   poolFor(target: TargetState, action: ForwardActionConfig, table: RouteTable): UpstreamPool {
     const pool0 = action.pool ?? POOL_DEFAULTS;
     const options = {
@@ -113,11 +113,8 @@ export class HttpEngine {
       pool = new UpstreamPool(target, options);
       target.pool = pool;
       this.pools.add(pool);
-    } else if (
-      pool.options.maxConnections !== options.maxConnections ||
-      pool.options.connectTimeoutMs !== options.connectTimeoutMs
-    ) {
-      pool.options = options;
+    } else {
+      pool.reconfigure(options);
     }
     return pool;
   }

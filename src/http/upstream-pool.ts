@@ -192,6 +192,15 @@ export class UpstreamPool {
     this.waiters.push(user);
   }
 
+  /** Takes new settings (a reload); a raised connection limit serves waiters at once. */
+  reconfigure(options: PoolOptions): void {
+    this.options = options;
+    while (this.waiters.length > 0 && !this.closed && this.total < options.maxConnections) {
+      this.total++;
+      new UpstreamConnection(this, this.waiters.shift()!);
+    }
+  }
+
   /** Takes a user out of the queue (it gave up, e.g. its client left); false when it was not queued. */
   cancel(user: PoolUser): boolean {
     const i = this.waiters.indexOf(user);

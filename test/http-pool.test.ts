@@ -1,0 +1,130 @@
+/**
+ * Upstream keep-alive pools over real sockets: pools and their connections surviving a reload,
+ * which applies every pool setting to the live pool.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConfigInput } from '../src/config/schema.ts';
+import type { UpstreamPool } from '../src/http/upstream-pool.ts';
+import { Switchyard } from '../src/runtime/switchyard.ts';
+import { request } from './helpers/http.ts';
+import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
+import { freePort } from './helpers/net.ts';
+
+const baseline = handleSnapshot();
+
+after(async () => {
+  await assertNoLeaks(baseline);
+});
+
+/** A node:http upstream answering `name:url`; paths containing `hold` wait for `release()`. */
+class Upstream {
+  readonly name: string;
+  readonly server: Server;
+  readonly sockets: Socket[];
+  readonly held: ServerResponse[];
+  port: number;
+
+  constructor(name: string) {
+    this.name = name;
+    this.sockets = [];
+    this.held = [];
+    this.port = 0;
+    this.server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('x-text', `${this.name}:${req.url}`);
+        if (req.url?.includes('hold')) this.held.push(res);
+        else res.end(res.getHeader('x-text'));
+      });
+    });
+    this.server.on('connection', (socket: Socket) => this.sockets.push(socket));
+  }
+
+  async listen(): Promise<this> {
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  get target(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  release(): void {
+    for (const res of this.held.splice(0)) res.end(res.getHeader('x-text'));
+  }
+
+  async close(): Promise<void> {
+    this.release();
+    this.server.closeAllConnections();
+    this.server.close();
+    await once(this.server, 'close');
+  }
+}
+
+function route(name: string, port: number, action: Record<string, unknown>, match: Record<string, unknown> = {}) {
+  return { name, match: { ports: port, ...match }, action: { type: 'forward', mode: 'http', ...action } };
+}
+
+function config(routes: unknown[]): ConfigInput {
+  return { bind: '127.0.0.1', log: { level: 'silent' }, routes } as ConfigInput;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
+
+function poolOf(proxy: Switchyard): UpstreamPool {
+  return proxy.ctx.table.routes[0].targets[0].pool as UpstreamPool;
+}
+
+test('a reload keeps the pool and its idle connection, and applies every pool setting to it', async () => {
+  const upstream = await new Upstream('U').listen();
+  const port = await freePort();
+  const pool = (settings: Record<string, number>) =>
+    config([route('r', port, { targets: [upstream.target], pool: settings })]);
+  const proxy = await Switchyard.start(pool({ maxConnections: 1, queueSize: 0, idleTimeoutMs: 60_000 }));
+  try {
+    assert.equal((await request(port, { path: '/1' })).body.toString(), 'U:/1');
+    const before = poolOf(proxy);
+    // Only the queue changes: a reload that applied just some settings kept queueSize 0.
+    await proxy.update(pool({ maxConnections: 1, queueSize: 4, queueTimeoutMs: 4000, idleTimeoutMs: 30_000 }));
+    assert.equal(poolOf(proxy), before, 'the same pool object after the reload');
+    assert.deepEqual(
+      { ...poolOf(proxy).options, connectTimeoutMs: 0 },
+      { maxConnections: 1, queueSize: 4, queueTimeoutMs: 4000, idleTimeoutMs: 30_000, connectTimeoutMs: 0 },
+    );
+    const held = request(port, { path: '/hold' });
+    await waitFor(() => upstream.held.length === 1);
+    const queued = request(port, { path: '/queued' });
+    await waitFor(() => poolOf(proxy).waiters.length === 1);
+    upstream.release();
+    assert.equal((await held).status, 200);
+    const res = await queued;
+    assert.equal(res.status, 200, `got ${res.status} ${res.headers['x-switchyard-error']}`);
+    assert.equal(upstream.sockets.length, 1, 'the connection opened before the reload served every request');
+
+    // A raised connection limit serves a waiter at once, without waiting for a release.
+    const first = request(port, { path: '/hold-1' });
+    await waitFor(() => upstream.held.length === 1);
+    const second = request(port, { path: '/hold-2' });
+    await waitFor(() => poolOf(proxy).waiters.length === 1);
+    await proxy.update(pool({ maxConnections: 2, queueSize: 4 }));
+    await waitFor(() => upstream.held.length === 2);
+    upstream.release();
+    assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
