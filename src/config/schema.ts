@@ -7,6 +7,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { LlmConfigSchema } from '../llm/schema.ts';
+import { parseCidr } from '../route/ip-matcher.ts';
 
 const HOST_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 
@@ -22,16 +23,9 @@ function isDomainPattern(value: string): boolean {
   return isHostname(value.startsWith('*.') ? value.slice(2) : value);
 }
 
-/** True for an IPv4/IPv6 address or CIDR block. */
+/** True for an IPv4/IPv6 address or CIDR block, as the matcher compiles it (ip-matcher.ts). */
 export function isCidr(value: string): boolean {
-  const slash = value.indexOf('/');
-  const address = slash === -1 ? value : value.slice(0, slash);
-  const family = isIP(address);
-  if (family === 0) return false;
-  if (slash === -1) return true;
-  const bitsText = value.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(bitsText)) return false;
-  return Number(bitsText) <= (family === 4 ? 32 : 128);
+  return parseCidr(value) !== null;
 }
 
 const Port = z.number().int().min(1).max(65535);
@@ -274,7 +268,8 @@ const Match = z
       .min(1)
       .optional()
       .describe(
-        'Client addresses (CIDR or single IP, IPv4 or IPv6). IPv4-mapped IPv6 addresses match as IPv4. ' +
+        'Client addresses (CIDR or single IP, IPv4 or IPv6). IPv4-mapped IPv6 addresses match as IPv4, ' +
+          'and a mapped entry such as `::ffff:10.0.0.0/104` is the IPv4 block `10.0.0.0/8`. ' +
           'With a trusted PROXY header, the address it carries is the one matched.',
       ),
   })

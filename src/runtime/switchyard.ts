@@ -87,8 +87,8 @@ export class Switchyard {
         proxy.#hello = new HelloServer(config.helloServer.host, config.helloServer.port);
         await proxy.#hello.listen();
       }
-      await proxy.#startGateway(config);
-      await proxy.#syncListeners(proxy.ctx.table);
+      proxy.ctx.llm = await proxy.#startGateway(config);
+      proxy.#swapListeners(await proxy.#openListeners(proxy.ctx.table, config.bind), proxy.ctx.table, config.bind);
     } catch (error) {
       await proxy.close();
       throw error;
@@ -144,57 +144,56 @@ export class Switchyard {
     return run;
   }
 
+  /**
+   * Everything that can fail is done first: the table and the trusted-proxy list are compiled,
+   * a changed `llm` block gets its new gateway and new ports are bound. Only then, with no await
+   * in between, does the running proxy switch over, so a failed update changes nothing. (The
+   * HTTP engine's `configure` compiles `http.trustedProxies` with the parser the schema checks
+   * with, ip-matcher.ts, so it cannot throw on a validated config.)
+   */
   async #apply(config: Config): Promise<void> {
     if (this.ctx.closing) throw new Error('proxy is closing');
     const table = new RouteTable(config, this.#targets);
-    if (config.bind !== this.#bind) {
-      // A new bind address means new sockets for every port.
-      const old = [...this.#listeners.values()];
-      this.#listeners.clear();
-      const previousBind = this.#bind;
-      this.#bind = config.bind;
-      try {
-        await this.#syncListeners(table);
-      } catch (error) {
-        this.#bind = previousBind;
-        for (const listener of old) this.#listeners.set(listener.port, listener);
-        throw error;
+    const trusted = trustedProxies(config);
+    const llmChanged = JSON.stringify(this.ctx.table.config.llm) !== JSON.stringify(config.llm);
+    const gateway = llmChanged ? await this.#startGateway(config) : this.ctx.llm;
+    let opened: Listener[];
+    try {
+      opened = await this.#openListeners(table, config.bind);
+    } catch (error) {
+      if (llmChanged && gateway !== null) {
+        await gateway.close().catch((err) => this.logger.warn({ err }, 'closing the unused LLM gateway failed'));
       }
-      for (const listener of old) listener.close();
-    } else {
-      await this.#syncListeners(table);
+      throw error;
     }
-    const previous = this.ctx.table.config;
-    if (JSON.stringify(previous.llm) !== JSON.stringify(config.llm)) {
-      // A changed llm block gets a new gateway; the old one finishes what it has, then closes.
+    this.#swapListeners(opened, table, config.bind);
+    if (llmChanged) {
+      // The old gateway finishes what it has, then closes.
       const old = this.ctx.llm;
-      await this.#startGateway(config);
+      this.ctx.llm = gateway;
       if (old !== null) {
         const retiring = retireGateway(old, config.timeouts.shutdownMs).finally(() => this.#retiring.delete(retiring));
         this.#retiring.add(retiring);
       }
     }
     this.ctx.table = table;
-    this.ctx.trustedProxies = trustedProxies(config);
+    this.ctx.trustedProxies = trusted;
     this.http.configure(table);
     // Pools of addresses no route uses any more are closed; shared ones carry on.
     this.#targets.retain(new Set(table.routes.flatMap((r) => r.targets)));
     this.logger.info({ ports: this.ports, routes: config.routes.length }, 'route table updated');
   }
 
-  /** Starts the gateway of an `llm` block (or clears it); providers that fail are logged, not fatal. */
-  async #startGateway(config: Config): Promise<void> {
-    if (config.llm === undefined) {
-      this.ctx.llm = null;
-      return;
-    }
+  /** The gateway of an `llm` block, or null; providers that fail are logged, not fatal. */
+  async #startGateway(config: Config): Promise<LlmGateway | null> {
+    if (config.llm === undefined) return null;
     const gateway = new LlmGateway(config.llm, { logger: this.logger });
     try {
       await gateway.ready();
     } catch (error) {
       this.logger.error({ err: error }, 'some LLM providers are unavailable; their aliases answer 503 or fall back');
     }
-    this.ctx.llm = gateway;
+    return gateway;
   }
 
   /** The running LLM gateway, or null when the config has no `llm` block. */
@@ -202,19 +201,33 @@ export class Switchyard {
     return this.ctx.llm;
   }
 
-  /** Opens listeners for new ports first (rolling back on failure), then closes unused ones. */
-  async #syncListeners(table: RouteTable): Promise<void> {
+  /**
+   * Binds the ports of `table` that have no listener on `bind` yet (every port when the bind
+   * address changes). On failure the ones it bound are closed and the error is thrown.
+   */
+  async #openListeners(table: RouteTable, bind: string): Promise<Listener[]> {
+    const rebind = bind !== this.#bind;
     const opened: Listener[] = [];
     try {
       for (const port of table.ports.keys()) {
-        if (this.#listeners.has(port)) continue;
-        const listener = new Listener(this.ctx, this.#bind, port);
+        if (!rebind && this.#listeners.has(port)) continue;
+        const listener = new Listener(this.ctx, bind, port);
         await listener.listen();
         opened.push(listener);
       }
     } catch (error) {
       for (const listener of opened) listener.close();
       throw error;
+    }
+    return opened;
+  }
+
+  /** Takes the listeners `#openListeners` bound and closes those `table` no longer uses. */
+  #swapListeners(opened: Listener[], table: RouteTable, bind: string): void {
+    if (bind !== this.#bind) {
+      for (const listener of this.#listeners.values()) listener.close();
+      this.#listeners.clear();
+      this.#bind = bind;
     }
     for (const listener of opened) this.#listeners.set(listener.port, listener);
     for (const [port, listener] of this.#listeners) {
