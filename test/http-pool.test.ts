@@ -1,6 +1,6 @@
 /**
- * Upstream keep-alive pools over real sockets: pools and their connections surviving a reload,
- * which applies every pool setting to the live pool.
+ * Upstream keep-alive pools over real sockets: settings resolved per address when a route table
+ * loads (and applied again on reload), pools and their connections surviving a reload.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -123,6 +123,41 @@ test('a reload keeps the pool and its idle connection, and applies every pool se
     await waitFor(() => upstream.held.length === 2);
     upstream.release();
     assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
+test('two routes to one address: the last route in the file sets the pool, whichever route a request takes', async () => {
+  const upstream = await new Upstream('U').listen();
+  const port = await freePort();
+  // `narrow` is tried first (priority) but written last, so its limit of 1 is the pool's.
+  const proxy = await Switchyard.start(
+    config([
+      route('wide', port, { targets: [upstream.target], pool: { maxConnections: 100 } }),
+      {
+        ...route(
+          'narrow',
+          port,
+          { targets: [upstream.target], pool: { maxConnections: 1, queueSize: 0 } },
+          { paths: ['/n/*'] },
+        ),
+        priority: 10,
+      },
+    ]),
+  );
+  try {
+    const held = request(port, { path: '/n/hold' });
+    await waitFor(() => upstream.held.length === 1);
+    for (const path of ['/wide', '/n/x', '/wide']) {
+      const res = await request(port, { path });
+      assert.equal(res.status, 503, `${path}: ${res.status}`);
+      assert.equal(res.headers['x-switchyard-error'], 'SY_UPS_POOL_FULL');
+    }
+    upstream.release();
+    assert.equal((await held).status, 200);
+    assert.equal(poolOf(proxy).options.maxConnections, 1);
   } finally {
     await proxy.close();
     await upstream.close();

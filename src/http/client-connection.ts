@@ -34,7 +34,7 @@ import {
   type RequestHead,
   type ResponseHead,
 } from './parser/index.ts';
-import type { PoolUser, UpstreamConnection } from './upstream-pool.ts';
+import type { PoolUser, UpstreamConnection, UpstreamPool } from './upstream-pool.ts';
 
 const kClient = Symbol('switchyard.httpClient');
 
@@ -365,7 +365,12 @@ export class ClientConnection implements PoolUser {
     this.target = target;
     target.active++;
     this.state = S_WAIT_UPSTREAM;
-    this.engine.poolFor(target, this.action!, this.table).acquire(this, this.engine.now);
+    // Settings were resolved when the table loaded; a pool is only missing for an address a
+    // reload dropped while this connection, on its old table, still routes to it.
+    let pool = target.pool as UpstreamPool | null;
+    if (pool === null || pool.closed)
+      pool = this.engine.poolFor(target, this.engine.poolOptions(this.action!, this.table));
+    pool.acquire(this, this.engine.now);
   }
 
   // ---- LLM gateway ---------------------------------------------------------------------------
@@ -828,8 +833,7 @@ export class ClientConnection implements PoolUser {
       this.upstream = null;
       conn.pool.release(conn, false);
     }
-    if (this.state === S_WAIT_UPSTREAM && this.target !== null)
-      this.engine.poolFor(this.target, this.action!, this.table).cancel(this);
+    if (this.state === S_WAIT_UPSTREAM && this.target !== null) (this.target.pool as UpstreamPool).cancel(this);
     this.releaseTarget();
   }
 
@@ -952,11 +956,7 @@ export class ClientConnection implements PoolUser {
     }
     // Still queued for a pool slot: a FIN here is nearly always a client that gave up (a close
     // looks the same as a half-close on the wire), and under overload its slot matters more.
-    if (
-      this.state === S_WAIT_UPSTREAM &&
-      this.target !== null &&
-      this.engine.poolFor(this.target, this.action!, this.table).cancel(this)
-    ) {
+    if (this.state === S_WAIT_UPSTREAM && this.target !== null && (this.target.pool as UpstreamPool).cancel(this)) {
       this.releaseTarget();
       this.socket.destroy();
     }

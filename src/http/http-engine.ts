@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { type ForwardActionConfig, POOL_DEFAULTS } from '../config/schema.ts';
+import { type ActionConfig, type ForwardActionConfig, POOL_DEFAULTS } from '../config/schema.ts';
 import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import { IpMatcher } from '../route/ip-matcher.ts';
@@ -14,7 +14,7 @@ import type { CompiledRoute, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { ClientConnection } from './client-connection.ts';
 import { type HttpLimits, httpLimits } from './parser/index.ts';
-import { UpstreamPool } from './upstream-pool.ts';
+import { type PoolOptions, UpstreamPool } from './upstream-pool.ts';
 
 /**
  * Sweep interval. Deadlines fire up to this late. One interval walking the connection set costs
@@ -79,11 +79,19 @@ export class HttpEngine {
     this.trustedProxies = http.trustedProxies.length > 0 ? new IpMatcher(http.trustedProxies) : null;
     this.requestIdHeader = http.requestIdHeader.toLowerCase();
     this.defaultResponseTimeoutMs = table.config.timeouts.idleMs;
-    for (const route of table.routes) {
-      const action = route.action;
+    // Pool settings are resolved here, once per address, so a request only looks its pool up.
+    // The last route in the file that names an address wins (config reference, `pool`), whatever
+    // the routes' priorities, and every setting applies to the live pool.
+    const compiled = new Map<ActionConfig, CompiledRoute>();
+    for (const route of table.routes) compiled.set(route.action, route);
+    const settings = new Map<TargetState, PoolOptions>();
+    for (const config of table.config.routes) {
+      const action = config.action;
       if (action.type !== 'forward' || action.mode !== 'http') continue;
-      for (const target of route.targets) this.poolFor(target, action, table);
+      const options = this.poolOptions(action, table);
+      for (const target of compiled.get(action)!.targets) settings.set(target, options);
     }
+    for (const [target, options] of settings) this.poolFor(target, options);
   }
 
   /** Serves a plaintext connection that the listener routed to HTTP. */
@@ -98,16 +106,23 @@ export class HttpEngine {
     conn.start(initial);
   }
 
-  /** The keep-alive pool of a target, created on first use; every setting follows the latest route. */
-  poolFor(target: TargetState, action: ForwardActionConfig, table: RouteTable): UpstreamPool {
-    const pool0 = action.pool ?? POOL_DEFAULTS;
-    const options = {
-      maxConnections: pool0.maxConnections,
-      idleTimeoutMs: pool0.idleTimeoutMs,
-      queueSize: pool0.queueSize,
-      queueTimeoutMs: pool0.queueTimeoutMs,
+  /** Pool settings of a forward action under a table's defaults. */
+  poolOptions(action: ForwardActionConfig, table: RouteTable): PoolOptions {
+    const pool = action.pool ?? POOL_DEFAULTS;
+    return {
+      maxConnections: pool.maxConnections,
+      idleTimeoutMs: pool.idleTimeoutMs,
+      queueSize: pool.queueSize,
+      queueTimeoutMs: pool.queueTimeoutMs,
       connectTimeoutMs: action.connectTimeoutMs ?? table.config.timeouts.connectMs,
     };
+  }
+
+  /**
+   * The keep-alive pool of a target with these settings: created when the target has none (or
+   * only a closed one, after a reload dropped the address), else the live pool takes them.
+   */
+  poolFor(target: TargetState, options: PoolOptions): UpstreamPool {
     let pool = target.pool as UpstreamPool | null;
     if (pool === null || pool.closed) {
       pool = new UpstreamPool(target, options);
