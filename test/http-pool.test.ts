@@ -1,13 +1,16 @@
 /**
  * Upstream keep-alive pools over real sockets: settings resolved per address when a route table
- * loads (and applied again on reload), pools and their connections surviving a reload.
+ * loads (and applied again on reload), pools and their connections surviving a reload, idle
+ * sockets closed after `pool.idleTimeoutMs`, and connect timeouts to a silent target failing over
+ * to the next target, then 502.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import type { ConfigInput } from '../src/config/schema.ts';
 import type { UpstreamPool } from '../src/http/upstream-pool.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
@@ -65,6 +68,67 @@ class Upstream {
     this.server.closeAllConnections();
     this.server.close();
     await once(this.server, 'close');
+  }
+}
+
+/**
+ * Listening sockets on loopback that never complete a handshake: a worker thread listens with a
+ * backlog of 1 and then blocks its event loop, so nothing is ever accepted; once the kernel's
+ * accept queue holds its two connections, further SYNs are dropped and a connect just waits (no
+ * RST, as from a host that is down or firewalled). No network namespace or firewall rule needed.
+ */
+class SilentTargets {
+  readonly ports: number[];
+  readonly #worker: Worker;
+  readonly #wake: Int32Array;
+  readonly #fillers: Socket[];
+
+  private constructor(worker: Worker, wake: Int32Array, ports: number[]) {
+    this.#worker = worker;
+    this.#wake = wake;
+    this.ports = ports;
+    this.#fillers = [];
+  }
+
+  static async start(count: number): Promise<SilentTargets> {
+    const wake = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const { createServer } = require('node:net');
+       const servers = [];
+       for (let i = 0; i < workerData.count; i++) servers.push(createServer());
+       let listening = 0;
+       for (const s of servers) s.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
+         if (++listening < servers.length) return;
+         parentPort.postMessage(servers.map((x) => x.address().port));
+         Atomics.wait(workerData.wake, 0, 0);
+         for (const x of servers) x.close();
+       });`,
+      { eval: true, workerData: { count, wake } },
+    );
+    const [ports] = (await once(worker, 'message')) as [number[]];
+    const silent = new SilentTargets(worker, wake, ports);
+    for (const port of ports) await silent.#fill(port);
+    return silent;
+  }
+
+  /** Connects until one connect hangs: the accept queue is then full. */
+  async #fill(port: number): Promise<void> {
+    for (let i = 0; i < 8; i++) {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      this.#fillers.push(socket);
+      const connected = await Promise.race([once(socket, 'connect').then(() => true), sleep(200).then(() => false)]);
+      if (!connected) return;
+    }
+    throw new Error(`port ${port} kept accepting connections`);
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#fillers) socket.destroy();
+    Atomics.store(this.#wake, 0, 1);
+    Atomics.notify(this.#wake, 0);
+    await once(this.#worker, 'exit');
   }
 }
 
@@ -161,5 +225,77 @@ test('two routes to one address: the last route in the file sets the pool, which
   } finally {
     await proxy.close();
     await upstream.close();
+  }
+});
+
+test('idle pooled connections close after pool.idleTimeoutMs, and the next request opens a new one', async () => {
+  const upstream = await new Upstream('U').listen();
+  const port = await freePort();
+  const proxy = await Switchyard.start(
+    config([route('r', port, { targets: [upstream.target], pool: { idleTimeoutMs: 400 } })]),
+  );
+  try {
+    assert.equal((await request(port, { path: '/1' })).status, 200);
+    const idleFrom = Date.now();
+    const socket = upstream.sockets[0];
+    await sleep(150);
+    assert.ok(!socket.destroyed, 'still open well before the idle timeout');
+    await once(socket, 'close');
+    const idleFor = Date.now() - idleFrom;
+    // Never early; up to one 250 ms sweep late (generous bound for a loaded host).
+    assert.ok(idleFor >= 380 && idleFor < 3000, `closed after ${idleFor} ms idle`);
+    await waitFor(() => poolOf(proxy).total === 0);
+    assert.equal((await request(port, { path: '/2' })).status, 200);
+    assert.equal(upstream.sockets.length, 2);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
+test('connect timeout to a silent target: failover to the next target, then 502 when all are silent', async () => {
+  const silent = await SilentTargets.start(2);
+  const live = await new Upstream('L').listen();
+  const [s1, s2] = silent.ports.map((p) => `127.0.0.1:${p}`);
+  const port = await freePort();
+  const proxy = await Switchyard.start(
+    config([
+      route(
+        'fail',
+        port,
+        { targets: [s1, live.target], loadBalancing: 'failover', connectTimeoutMs: 300 },
+        {
+          paths: ['/f'],
+        },
+      ),
+      route('dead', port, { targets: [s1, s2], loadBalancing: 'failover', connectTimeoutMs: 300 }),
+    ]),
+  );
+  try {
+    let started = Date.now();
+    const res = await request(port, { path: '/f' });
+    let took = Date.now() - started;
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString(), 'L:/f');
+    assert.ok(took >= 250 && took < 3000, `answered after ${took} ms`);
+    assert.equal(
+      await proxy.metrics.value('switchyard_upstream_errors_total', { target: s1, reason: 'SY_UPS_CONNECT_TIMEOUT' }),
+      1,
+    );
+
+    started = Date.now();
+    const down = await request(port, { path: '/d' });
+    took = Date.now() - started;
+    assert.equal(down.status, 502);
+    assert.equal(down.headers['x-switchyard-error'], 'SY_UPS_UNAVAILABLE');
+    assert.ok(took >= 550 && took < 5000, `502 after ${took} ms: both targets waited out`);
+    assert.equal(
+      await proxy.metrics.value('switchyard_upstream_errors_total', { target: s2, reason: 'SY_UPS_CONNECT_TIMEOUT' }),
+      1,
+    );
+  } finally {
+    await proxy.close();
+    await live.close();
+    await silent.close();
   }
 });
