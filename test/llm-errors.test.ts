@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { LlmGateway } from '../src/llm/gateway.ts';
@@ -45,6 +46,14 @@ before(async () => {
       },
       slow: { type: 'mock', timeouts: { firstByteMs: 150 }, retry: { maxRetries: 0 } },
       short: { type: 'mock', timeouts: { totalMs: 300 }, retry: { maxRetries: 0 } },
+      busy: { type: 'mock', concurrency: { max: 1, queue: 4, maxWaitMs: 60_000 }, retry: { maxRetries: 0 } },
+      // Refused at once, so its request moves on to the busy fallback with its own 300 ms deadline.
+      hurried: {
+        type: 'openai',
+        baseUrl: `http://127.0.0.1:${deadPort}/v1`,
+        retry: { maxRetries: 0 },
+        timeouts: { totalMs: 300 },
+      },
       keyless: { type: 'openai', baseUrl: 'http://127.0.0.1:1/v1', apiKeyEnv: 'SY_TEST_SURELY_UNSET_KEY' },
     },
     aliases: {
@@ -57,6 +66,8 @@ before(async () => {
       unreachable2: { provider: 'dead', model: 'm', fallbacks: ['backup'] },
       slow: { provider: 'slow', model: 'm' },
       short: { provider: 'short', model: 'm' },
+      busy: { provider: 'busy', model: 'm' },
+      hurried: { provider: 'hurried', model: 'm', fallbacks: ['busy'] },
       keyless: { provider: 'keyless', model: 'm', fallbacks: ['backup'] },
       keylessOnly: { provider: 'keyless', model: 'm' },
     },
@@ -201,6 +212,26 @@ test('the total deadline ends a request that outlives it: 504 SY_LLM_DEADLINE', 
   assert.equal(error.status, 504);
   assert.equal(error.code, 'SY_LLM_DEADLINE');
   assert.ok(elapsed >= 300 && elapsed < 900, `ended after ${elapsed} ms`);
+});
+
+test('a deadline that passes while queued is a 429 with Retry-After, not a 504', async () => {
+  const holder = oa.client.chat.completions.create(
+    { model: 'busy', messages: [{ role: 'user', content: 'holds the slot' }] },
+    { headers: { 'x-mock-first-byte-delay-ms': '900' } },
+  );
+  const busy = () => gateway.stats().providers.find((p) => p.id === 'busy')!;
+  while (busy().inFlight === 0) await sleep(5);
+  const started = performance.now();
+  const error = await apiError(chat('hurried'));
+  const elapsed = performance.now() - started;
+  assert.ok(error instanceof OpenAI.RateLimitError);
+  assert.equal(error.code, 'SY_LLM_QUEUE_TIMEOUT');
+  assert.equal(error.headers.get('retry-after'), '1');
+  assert.equal(error.headers.get('x-switchyard-error'), 'SY_LLM_QUEUE_TIMEOUT');
+  assert.equal(error.headers.get('x-switchyard-provider'), 'busy');
+  assert.ok(elapsed >= 300 && elapsed < 800, `answered after ${elapsed} ms`);
+  assert.equal(busy().queued, 0, 'the queue place is given up');
+  assert.equal((await holder).choices[0].message.content, 'echo: holds the slot');
 });
 
 test('a provider without its key is unavailable: 503, or its fallback serves', async () => {

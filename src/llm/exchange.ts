@@ -135,6 +135,8 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
   #slot: ProviderRuntime | null = null;
   #slotEpoch = 0;
   #queuedOn: ProviderRuntime | null = null;
+  /** When the exchange joined `#queuedOn`'s queue (`performance.now()` time). */
+  #queuedAt = 0;
   #wake: RetryWake | null = null;
 
   #bodyTarget: Target | null = null;
@@ -212,6 +214,7 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
       this.#dispatch();
     } else if (result === 'queued') {
       this.#queuedOn = provider;
+      this.#queuedAt = performance.now();
     } else {
       const error = new SwitchyardError('SY_LLM_QUEUE_FULL', { provider: provider.id });
       this.#fail({ kind: 'error', error, retryable: true, fallbackOnly: true, retryAfterS: 1 });
@@ -538,6 +541,17 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
   /** Wheel callback: the total deadline passed. */
   onDeadline(): void {
     if (this.#finished) return;
+    const queuedOn = this.#queuedOn;
+    if (queuedOn !== null) {
+      // Still waiting for a slot: the provider is busy, not slow. A 429 with Retry-After tells
+      // the client to come back later, where a 504 would read as a provider that hung.
+      const waitedMs = Math.round(performance.now() - this.#queuedAt);
+      const error = new SwitchyardError('SY_LLM_QUEUE_TIMEOUT', { provider: queuedOn.id, timeoutMs: waitedMs });
+      this.#stopWork(error);
+      writeOpenAiError(this.res, error, null, 1, this.#ourHeaders());
+      this.#finish(error.status, false, error.code);
+      return;
+    }
     const error = new SwitchyardError('SY_LLM_DEADLINE', { timeoutMs: this.route.totalMs });
     this.#stopWork(error);
     if (this.#committed) {
