@@ -71,6 +71,11 @@ function answer(req: IncomingMessage, res: ServerResponse, raw: string): void {
     res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
     return;
   }
+  if (content === 'plain-429') {
+    res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '7' });
+    res.end('Too Many Requests');
+    return;
+  }
   if (content === 'json-400') {
     res.writeHead(400, { 'content-type': 'application/json', 'x-request-id': 'req-400' });
     res.end(BAD_REQUEST_BODY);
@@ -234,7 +239,24 @@ test('a non-JSON error page keeps its status and is wrapped in the OpenAI error 
       assert.ok(error instanceof OpenAI.APIError);
       assert.equal(error.status, 502);
       assert.equal(error.code, 'SY_UPS_BAD_STATUS');
+      assert.equal(error.type, 'server_error');
+      assert.equal(error.headers.get('x-switchyard-error'), 'SY_UPS_BAD_STATUS');
       assert.match(error.message, /502 Bad Gateway/);
+      return true;
+    },
+  );
+});
+
+test('a plain-text 429 is wrapped as a rate_limit_error and keeps its Retry-After', async () => {
+  await assert.rejects(
+    oa.client.chat.completions.create({ model: 'real', messages: [{ role: 'user', content: 'plain-429' }] }),
+    (error: unknown) => {
+      assert.ok(error instanceof OpenAI.RateLimitError);
+      assert.equal(error.code, 'SY_UPS_BAD_STATUS');
+      assert.equal(error.type, 'rate_limit_error');
+      assert.equal(error.headers.get('retry-after'), '7');
+      assert.equal(error.headers.get('x-switchyard-error'), 'SY_UPS_BAD_STATUS');
+      assert.match(error.message, /Too Many Requests/);
       return true;
     },
   );

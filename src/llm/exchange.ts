@@ -14,7 +14,7 @@ import type { DeadlineEntry, DeadlineWheel } from './deadline-wheel.ts';
 import type { Endpoint } from './endpoint.ts';
 import type { FieldChanges } from './field-policy.ts';
 import type { ModelRoute, Target } from './model-router.ts';
-import { writeOpenAiError } from './openai-error.ts';
+import { openAiErrorType, writeOpenAiError } from './openai-error.ts';
 import type { ProviderRuntime } from './provider-runtime.ts';
 import { parseRetryAfterMs } from './retry-policy.ts';
 import { sseErrorEvent } from './sse/error-event.ts';
@@ -473,9 +473,11 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
     });
     const retryAfter = failure.headers['retry-after'];
     const extra = this.#ourHeaders();
+    extra['x-switchyard-error'] = error.code;
     if (typeof retryAfter === 'string') extra['retry-after'] = retryAfter;
+    // The type follows the status the client gets (a plain-text 429 is a rate_limit_error).
     const bodyText = JSON.stringify({
-      error: { message: error.message, type: 'server_error', code: error.code, param: null },
+      error: { message: error.message, type: openAiErrorType(failure.status), code: error.code, param: null },
     });
     if (!this.res.destroyed && !this.res.headersSent) {
       this.res.writeHead(failure.status, {
