@@ -260,6 +260,22 @@ test('X-Forwarded-*: appended for http.trustedProxies, and Forwarded when enable
   }
 });
 
+test("Forwarded without http.forwardedHeader: a trusted peer's passes through unchanged, nothing is added", async () => {
+  const [trustedPort] = await freePorts(1);
+  const trusted = await Switchyard.start(config(trustedPort, nginx.port, { trustedProxies: ['127.0.0.0/8'] }));
+  try {
+    const res = await request(trustedPort, {
+      path: '/xf',
+      headers: { host: 'nginx.test', forwarded: 'for=1.2.3.4;proto=https' },
+    });
+    assert.equal(res.body.toString(), '127.0.0.1|http|nginx.test|nginx.test|for=1.2.3.4;proto=https');
+    const plain = await request(trustedPort, { path: '/xf', headers: { host: 'nginx.test' } });
+    assert.equal(plain.body.toString(), '127.0.0.1|http|nginx.test|nginx.test|');
+  } finally {
+    await trusted.close();
+  }
+});
+
 test('Host: preserved, the target address, or a literal', async () => {
   const preserve = await request(port, { path: '/host', headers: { host: 'nginx.test:1234' } });
   assert.equal(preserve.body.toString(), 'nginx.test:1234');

@@ -107,7 +107,10 @@ export function buildRequestHead(
     } else if (kind === F_X_FORWARDED_HOST) {
       if (trusted) xfh = headers[i + 1];
     } else if (kind === F_FORWARDED) {
-      if (trusted) forwarded = forwarded === null ? headers[i + 1] : `${forwarded}, ${headers[i + 1]}`;
+      // Without forwardedHeader the engine adds no element of its own, so a trusted peer's field
+      // goes on as sent; an untrusted client's is dropped either way (it could name any address).
+      if (trusted && !http.forwardedHeader) keep = true;
+      else if (trusted) forwarded = forwarded === null ? headers[i + 1] : `${forwarded}, ${headers[i + 1]}`;
     } else if (kind === F_CONTENT_LENGTH) {
       keep = true;
     } else if (kind !== F_HOST && !isHopByHopKind(kind)) {
