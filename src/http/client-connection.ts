@@ -14,9 +14,11 @@
  */
 import type { Socket } from 'node:net';
 import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
+import { SwitchyardError } from '../errors.ts';
 import { Tunnel } from '../l4/tunnel.ts';
 import { type FastSocket, kOnData } from '../listener/fast-read.ts';
 import { needsDrain, writeFast, writeHeadAndBody } from '../listener/fast-write.ts';
+import { openAiErrorBody } from '../llm/openai-error.ts';
 import type { LlmRequest } from '../llm/types.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
@@ -330,7 +332,10 @@ export class ClientConnection implements PoolUser {
     const limit = maxBody === 0 ? Number.POSITIVE_INFINITY : maxBody;
     if (this.req!.contentLength > limit) {
       this.engine.countError('SY_HTTP_BODY_TOO_LARGE');
-      this.respondLocal(413, null, errorBody(413, 'SY_HTTP_BODY_TOO_LARGE'), 'SY_HTTP_BODY_TOO_LARGE');
+      if (action.type === 'llm') {
+        const reason = `Content-Length ${this.req!.contentLength} is over the route's limit of ${limit} bytes`;
+        this.refuseLlm(new SwitchyardError('SY_HTTP_BODY_TOO_LARGE', { reason }));
+      } else this.respondLocal(413, null, errorBody(413, 'SY_HTTP_BODY_TOO_LARGE'), 'SY_HTTP_BODY_TOO_LARGE');
       return -1;
     }
     return limit;
@@ -378,13 +383,14 @@ export class ClientConnection implements PoolUser {
   startLlm(action: Extract<ActionConfig, { type: 'llm' }>): void {
     const gateway = this.engine.ctx.llm;
     if (gateway === null) {
-      this.respondLocal(503, null, errorBody(503, 'SY_LLM_PROVIDER_UNAVAILABLE'), 'SY_LLM_PROVIDER_UNAVAILABLE');
+      const detail = 'no LLM gateway is running';
+      this.refuseLlm(new SwitchyardError('SY_LLM_PROVIDER_UNAVAILABLE', { provider: '*', detail }));
       return;
     }
     if (this.bodyLimit(action) < 0) return;
     if (this.reqBody === B_CHUNKED) {
       // LLM bodies are parsed whole; every OpenAI client sends Content-Length.
-      this.respondLocal(411, null, errorBody(411, 'SY_LLM_LENGTH_REQUIRED'), 'SY_LLM_LENGTH_REQUIRED');
+      this.refuseLlm(new SwitchyardError('SY_LLM_LENGTH_REQUIRED'));
       return;
     }
     this.state = S_LLM;
@@ -399,6 +405,14 @@ export class ClientConnection implements PoolUser {
       this.buf = null;
       this.collectLlmBody(buf, this.bufStart);
     }
+  }
+
+  /**
+   * Refuses an LLM request before the gateway has it, in OpenAI's error shape as the gateway's
+   * own errors are, so SDKs raise a typed APIError instead of failing to parse plain text.
+   */
+  refuseLlm(error: SwitchyardError): void {
+    this.respondLocal(error.status, ['content-type', 'application/json'], openAiErrorBody(error), error.code);
   }
 
   collectLlmBody(chunk: Buffer, start: number): void {
@@ -888,7 +902,7 @@ export class ClientConnection implements PoolUser {
           this.engine.countError('SY_HTTP_BODY_TIMEOUT');
           this.keepAlive = false;
           this.llmChunks = null;
-          this.respondLocal(408, null, errorBody(408, 'SY_HTTP_BODY_TIMEOUT'), 'SY_HTTP_BODY_TIMEOUT');
+          this.refuseLlm(new SwitchyardError('SY_HTTP_BODY_TIMEOUT'));
         }
         return;
       case S_FORWARD: {
