@@ -105,6 +105,22 @@ test('an upstream cut mid-stream reaches the client as an error event, never as 
   for (const event of events) JSON.parse(event.slice('data: '.length));
 });
 
+test('the error event of a broken CRLF stream is CRLF-framed too', async () => {
+  const raw = await rawStream('plain', {
+    'x-mock-fault': 'cut',
+    'x-mock-cut-after': '4',
+    'x-mock-chunk-size': '7',
+    'x-mock-line-ending': 'crlf',
+  });
+  assert.ok(raw.endsWith('\r\n\r\n'), 'ends with a CRLF blank line');
+  const events = raw.split('\r\n\r\n');
+  assert.equal(events.pop(), '');
+  assert.equal(events.length, 5, 'four upstream events and the error event, no LF-only frame among them');
+  for (const event of events) assert.ok(!/(^|[^\r])\n/.test(event), 'no bare LF');
+  const last = JSON.parse(events.pop()!.slice('data: '.length)) as { error: { code: string } };
+  assert.equal(last.error.code, 'SY_UPS_STREAM_BROKEN');
+});
+
 test('a stream that breaks before its first event is retried, invisibly to the client', async () => {
   const mock = gateway.mockServer('retrying')!;
   mock.enqueueFaults('cut');

@@ -535,8 +535,9 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
 
   /** Ends a stream already under way with an error event (whole, thanks to the framer); no `[DONE]`. */
   #endStream(error: SwitchyardError): void {
-    this.#framer?.flush();
-    if (!this.res.destroyed) this.res.end(sseErrorEvent(error));
+    const framer = this.#framer;
+    framer?.flush();
+    if (!this.res.destroyed) this.res.end(sseErrorEvent(error, framer?.lineEnd ?? '\n'));
     this.#finish(this.#status, false, error.code);
   }
 

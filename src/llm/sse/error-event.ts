@@ -5,7 +5,10 @@
 import type { SwitchyardError } from '../../errors.ts';
 import { openAiErrorBody } from '../openai-error.ts';
 
-/** `data: {"error":{...}}` followed by the blank line that dispatches it. */
-export function sseErrorEvent(error: SwitchyardError): string {
-  return `data: ${openAiErrorBody(error)}\n\n`;
+/**
+ * `data: {"error":{...}}` followed by the blank line that dispatches it, with the stream's own
+ * line ending (`\n` when it is not known yet).
+ */
+export function sseErrorEvent(error: SwitchyardError, lineEnd = '\n'): string {
+  return `data: ${openAiErrorBody(error)}${lineEnd}${lineEnd}`;
 }

@@ -51,6 +51,21 @@ test('holds a split event until its blank line, then releases it whole', () => {
   assert.equal(framer.flush(), null);
 });
 
+test("remembers the stream's line ending from its first whole event", () => {
+  for (const [bytes, eol] of [
+    ['data: a\n\n', '\n'],
+    ['data: a\r\n\r\n', '\r\n'],
+    ['data: a\r\r', '\r'],
+  ]) {
+    const framer = new SseFramer();
+    assert.equal(framer.lineEnd, null);
+    assert.equal(framer.push(Buffer.from(bytes.slice(0, 4))), null);
+    assert.equal(framer.lineEnd, null, 'not known from part of an event');
+    framer.push(Buffer.from(bytes.slice(4)));
+    assert.equal(framer.lineEnd, eol);
+  }
+});
+
 test('gives up alignment past its cap rather than buffer without bound', () => {
   const framer = new SseFramer(16);
   assert.equal(framer.push(Buffer.from('data: 0123456789')), null);

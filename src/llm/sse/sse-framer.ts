@@ -36,14 +36,26 @@ export function lastEventEnd(buf: Buffer): number {
   return end;
 }
 
+/** The line ending of the blank line that ends an event at `end` (exclusive). */
+function lineEndBefore(buf: Buffer, end: number): string {
+  if (buf[end - 1] === CR) return '\r';
+  return end >= 2 && buf[end - 2] === CR ? '\r\n' : '\n';
+}
+
 /** Event-aligning splitter for one stream; see the file comment. */
 export class SseFramer {
   /** Bytes of an incomplete event, held back; null when none. */
   #held: Buffer | null = null;
   #maxHeldBytes: number;
+  /**
+   * The stream's line ending (`\n`, `\r\n` or `\r`), read from the end of the first whole event
+   * forwarded; null until then. An event the gateway appends uses it, so a CRLF stream stays CRLF.
+   */
+  lineEnd: string | null;
 
   constructor(maxHeldBytes = DEFAULT_MAX_HELD_BYTES) {
     this.#maxHeldBytes = maxHeldBytes;
+    this.lineEnd = null;
   }
 
   /** Number of bytes held back (an incomplete event). */
@@ -58,6 +70,7 @@ export class SseFramer {
   push(chunk: Buffer): Buffer | null {
     const data = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
     const end = lastEventEnd(data);
+    if (this.lineEnd === null && end > 0) this.lineEnd = lineEndBefore(data, end);
     if (end === data.length) {
       this.#held = null;
       return data;
