@@ -55,8 +55,13 @@ export class TunnelSweeper {
     }
   }
 
-  /** Stops the timer. Tunnels themselves close with their sockets (the runtime closes those). */
+  /**
+   * Closes both sides of every tunnel still open and records its byte counts, then stops the
+   * timer. Shutdown calls it at the drain deadline: destroying a client only ends its upstream,
+   * and an upstream that never answers that FIN would otherwise stay open for good.
+   */
   close(): void {
+    for (const tunnel of this.tunnels) tunnel.finish();
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     this.tunnels.clear();

@@ -288,15 +288,22 @@ function onUpstreamError(this: TunnelSocket): void {}
  * A socket that closed without error has finished both directions: its peer sent FIN and we
  * ended our side. The other socket is then ended (not destroyed), so bytes still queued for it
  * are delivered before it closes and finishes the tunnel. An error closes everything at once.
+ *
+ * An upstream that never answers our FIN is left to the idle sweep (and to shutdown, which
+ * finishes every tunnel at its deadline). What it still sends has nobody to go to, so it is read
+ * and dropped without counting as activity: a talkative upstream cannot keep a tunnel whose
+ * client is gone open past its idle timeout.
  */
 function onClientClose(this: TunnelSocket, hadError: boolean): void {
   const tunnel = this[kTunnel]!;
   const upstream = tunnel.upstream;
   if (hadError || upstream === null || upstream.connecting || upstream.closed) {
     tunnel.finish();
-  } else if (!upstream.writableEnded) {
-    upstream.end();
+    return;
   }
+  upstream[kOnData] = ignoreData;
+  upstream.resume();
+  if (!upstream.writableEnded) upstream.end();
 }
 
 function onUpstreamClose(this: TunnelSocket, hadError: boolean): void {

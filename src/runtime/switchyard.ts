@@ -255,18 +255,26 @@ export class Switchyard {
     for (const listener of listeners) listener.close();
     this.http.drain();
     const clients = this.ctx.clients;
-    if (clients.size > 0) {
-      this.logger.info({ open: clients.size, drainMs }, 'draining connections');
-      await waitForDrain(clients, drainMs);
-      if (clients.size > 0) {
-        this.logger.warn({ open: clients.size }, 'drain deadline passed; closing remaining connections');
+    const tunnels = this.ctx.tunnels;
+    // A tunnel whose client is gone still counts: its upstream may be taking the last bytes.
+    const open = (): number => clients.size + tunnels.tunnels.size;
+    if (open() > 0) {
+      this.logger.info({ open: clients.size, tunnels: tunnels.tunnels.size, drainMs }, 'draining connections');
+      await waitForDrain(open, drainMs);
+      if (open() > 0) {
+        this.logger.warn(
+          { open: clients.size, tunnels: tunnels.tunnels.size },
+          'drain deadline passed; closing remaining connections',
+        );
+        // Tunnels first: destroying a client alone only ends its upstream (tunnel.ts).
+        tunnels.close();
         for (const socket of clients) socket.destroy();
-        await waitForDrain(clients, 1000);
+        await waitForDrain(open, 1000);
       }
     }
     this.http.close();
     this.ctx.classifying.close();
-    this.ctx.tunnels.close();
+    tunnels.close();
     this.#targets.close();
     if (this.ctx.llm !== null) await this.ctx.llm.close();
     await Promise.all(this.#retiring);
@@ -291,14 +299,14 @@ function trustedProxies(config: Config): IpMatcher | null {
   return cidrs.length > 0 ? new IpMatcher(cidrs) : null;
 }
 
-/** Resolves when the set is empty or the deadline passes, whichever is first. */
-function waitForDrain(clients: Set<unknown>, drainMs: number): Promise<void> {
+/** Resolves when `open()` is 0 or the deadline passes, whichever is first. */
+function waitForDrain(open: () => number, drainMs: number): Promise<void> {
   return new Promise((resolve) => {
     const started = Date.now();
     // Polling a Set's size every 50 ms costs nothing next to a drain; a close hook per socket
     // would put work on every connection's hot path for a once-per-process event.
     const timer = setInterval(() => {
-      if (clients.size === 0 || Date.now() - started >= drainMs) {
+      if (open() === 0 || Date.now() - started >= drainMs) {
         clearInterval(timer);
         resolve();
       }
