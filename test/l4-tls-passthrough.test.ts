@@ -312,6 +312,33 @@ test('PROXY header from an untrusted peer is refused, and a malformed one too', 
   }
 });
 
+test('with no peer trusted, a PROXY line on a plain TCP port is payload, forwarded untouched', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start({
+    bind: '127.0.0.1',
+    log: { level: 'silent' },
+    routes: [
+      { name: 'rec', match: { ports: port }, action: { type: 'forward', targets: [`127.0.0.1:${plain.port}`] } },
+    ],
+  });
+  try {
+    resetRecorder();
+    const v1 = encodeProxyV1({
+      family: 'tcp4',
+      sourceAddress: '203.0.113.7',
+      sourcePort: 4000,
+      destAddress: '127.0.0.1',
+      destPort: port,
+    });
+    const payload = Buffer.concat([v1, Buffer.from('data')]);
+    await exchange(port, payload);
+    assert.deepEqual(await recorded, payload);
+    assert.equal(await proxy.metrics.value('switchyard_rejected_connections_total'), 0);
+  } finally {
+    await proxy.close();
+  }
+});
+
 test('a PROXY header is refused on an SNI port even when no peer is trusted', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(sniConfig(port));

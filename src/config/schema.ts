@@ -294,8 +294,13 @@ const ProxyProtocol = z
       .array(z.string().refine(isCidr, 'expected an IP address or CIDR block'))
       .default([])
       .describe(
-        'Peers allowed to send a PROXY protocol v1/v2 header. A header from any other peer closes the ' +
-          'connection. Trusted peers may also connect without a header.',
+        'Peers allowed to send a PROXY protocol v1/v2 header; they may also connect without one. When ' +
+          'set, every connection on every port waits for the client to speak first, so server-speaks-first ' +
+          'protocols (SMTP, FTP, MySQL) get nothing until `timeouts.classifyMs` closes them, and a header ' +
+          'from any other peer closes the connection. When empty, no peer is trusted: a port whose routes ' +
+          'all forward plain TCP passes the bytes through untouched, a `PROXY ` line included (as HAProxy ' +
+          'does without `accept-proxy`); an HTTP port answers it 400; a port that reads the TLS ' +
+          'ClientHello refuses it and closes the connection.',
       ),
   })
   .describe('PROXY protocol (v1 and v2) on every listener.');
