@@ -14,6 +14,7 @@ import { LlmGateway } from '../src/llm/gateway.ts';
 import { checkLlmConfig, type LlmConfigInput, LlmConfigSchema } from '../src/llm/schema.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { type LlmFront, openAiClient, startLlmFront, type TestOpenAi } from './helpers/llm.ts';
+import { SilentTargets } from './helpers/silent-targets.ts';
 
 const baseline = handleSnapshot();
 const quiet = pino({ level: 'silent' });
@@ -23,6 +24,7 @@ let gateway: LlmGateway;
 let front: LlmFront;
 let oa: TestOpenAi;
 let deadPort: number;
+let silent: SilentTargets;
 
 before(async () => {
   const probe = createServer().listen(0, '127.0.0.1');
@@ -30,6 +32,7 @@ before(async () => {
   deadPort = (probe.address() as { port: number }).port;
   probe.close();
   await once(probe, 'close');
+  silent = await SilentTargets.start(1);
 
   const config: LlmConfigInput = {
     providers: {
@@ -43,6 +46,12 @@ before(async () => {
         baseUrl: `http://127.0.0.1:${deadPort}/v1`,
         retry: { maxRetries: 1, ...fastRetry },
         timeouts: { connectMs: 1000 },
+      },
+      silent: {
+        type: 'openai',
+        baseUrl: `http://127.0.0.1:${silent.ports[0]}/v1`,
+        retry: { maxRetries: 1, ...fastRetry },
+        timeouts: { connectMs: 300 },
       },
       slow: { type: 'mock', timeouts: { firstByteMs: 150 }, retry: { maxRetries: 0 } },
       short: { type: 'mock', timeouts: { totalMs: 300 }, retry: { maxRetries: 0 } },
@@ -64,6 +73,8 @@ before(async () => {
       patient: { provider: 'overloaded', model: 'm', fallbacks: ['backup'] },
       unreachable: { provider: 'dead', model: 'm' },
       unreachable2: { provider: 'dead', model: 'm', fallbacks: ['backup'] },
+      silent: { provider: 'silent', model: 'm' },
+      silent2: { provider: 'silent', model: 'm', fallbacks: ['backup'] },
       slow: { provider: 'slow', model: 'm' },
       short: { provider: 'short', model: 'm' },
       busy: { provider: 'busy', model: 'm' },
@@ -89,6 +100,7 @@ after(async () => {
   await oa.close();
   await front.close();
   await gateway.close();
+  await silent.close();
   await assertNoLeaks(baseline);
 });
 
@@ -189,6 +201,22 @@ test('connection refused: retried, then 502 SY_UPS_CONNECT; with a fallback, the
   assert.equal(error.headers?.get('x-switchyard-attempts'), '2');
   const { data } = await chat('unreachable2');
   assert.equal(data.model, 'backup-model');
+});
+
+test('a connect that hangs past connectMs: retried, then 502 SY_UPS_CONNECT; with a fallback, the fallback serves', async () => {
+  const started = performance.now();
+  const error = await apiError(chat('silent'));
+  const elapsed = performance.now() - started;
+  assert.equal(error.status, 502);
+  assert.equal(error.code, 'SY_UPS_CONNECT');
+  assert.match(error.message, /UND_ERR_CONNECT_TIMEOUT/);
+  assert.equal(error.headers?.get('x-switchyard-attempts'), '2');
+  // Two connects of 300 ms each (on undici's timer wheel, each up to ~1 s late) and a short
+  // backoff; a refused connect would fail in about a millisecond.
+  assert.ok(elapsed >= 600 && elapsed < 4000, `failed after ${elapsed} ms`);
+  const { data, response } = await chat('silent2');
+  assert.equal(data.model, 'backup-model');
+  assert.equal(response.headers.get('x-switchyard-attempts'), '3');
 });
 
 test('no response headers within firstByteMs: 504 SY_UPS_FIRST_BYTE_TIMEOUT', async () => {
