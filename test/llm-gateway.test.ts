@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { type Bindings, type ChildLoggerOptions, type Logger, pino } from 'pino';
 import { request } from 'undici';
 import { LlmGateway } from '../src/llm/gateway.ts';
 import type { MockLlmServer } from '../src/llm/providers/mock-server.ts';
@@ -405,10 +406,38 @@ test('one log line per request with the essentials; keys and Authorization never
   const everything = JSON.stringify(logs.lines);
   assert.ok(!everything.includes(PROVIDER_KEY));
   assert.ok(!everything.includes(CLIENT_KEY));
-  // Redaction also covers objects that would carry them.
-  logs.logger
-    .child({ component: 'llm' })
-    .info({ headers: { authorization: `Bearer ${CLIENT_KEY}` }, apiKey: PROVIDER_KEY });
-  assert.ok(!JSON.stringify(logs.lines).includes(CLIENT_KEY));
-  assert.ok(!JSON.stringify(logs.lines).includes(PROVIDER_KEY));
+});
+
+test("the gateway's logger redacts keys by itself, under a parent logger that redacts nothing", async () => {
+  const lines: string[] = [];
+  const parent = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+  // The child the gateway makes for itself (component: llm, its own redact list).
+  let own: Logger | null = null;
+  const child = parent.child.bind(parent);
+  parent.child = ((bindings: Bindings, options?: ChildLoggerOptions) => {
+    own ??= child(bindings, options) as Logger;
+    return own;
+  }) as unknown as typeof parent.child;
+  const gw = new LlmGateway(LlmConfigSchema.parse({ providers: {}, aliases: {} }), { logger: parent });
+  try {
+    assert.ok(own !== null);
+    const logged = own as Logger;
+    logged.info({
+      upstreamHeaders: { authorization: `Bearer ${PROVIDER_KEY}`, 'api-key': PROVIDER_KEY, 'x-api-key': PROVIDER_KEY },
+      headers: { 'api-key': CLIENT_KEY, cookie: `session=${CLIENT_KEY}` },
+      apiKey: PROVIDER_KEY,
+      provider: { apiKey: PROVIDER_KEY },
+    });
+    assert.equal(lines.length, 1);
+    const line = JSON.parse(lines[0]);
+    assert.equal(line.component, 'llm');
+    assert.equal(line.upstreamHeaders['x-api-key'], '[redacted]');
+    assert.ok(!lines[0].includes(PROVIDER_KEY), lines[0]);
+    assert.ok(!lines[0].includes(CLIENT_KEY), lines[0]);
+    // The parent itself leaves such fields alone: the redaction above is the gateway's own.
+    parent.info({ apiKey: PROVIDER_KEY });
+    assert.ok(lines[1].includes(PROVIDER_KEY));
+  } finally {
+    await gw.close();
+  }
 });
