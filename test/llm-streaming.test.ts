@@ -11,7 +11,7 @@ import { request } from 'undici';
 import { LlmGateway } from '../src/llm/gateway.ts';
 import type { MockLlmServer } from '../src/llm/providers/mock-server.ts';
 import { type LlmConfigInput, LlmConfigSchema } from '../src/llm/schema.ts';
-import type { LlmRequest, LlmResponse } from '../src/llm/types.ts';
+import { clientGone, type LlmRequest, type LlmResponse } from '../src/llm/types.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { type LlmFront, openAiClient, startLlmFront, type TestOpenAi } from './helpers/llm.ts';
 import { type CapturedLogs, captureLogs } from './helpers/logs.ts';
@@ -173,23 +173,21 @@ test('a client that disconnects cancels the upstream call at once', async () => 
 });
 
 test('a client that leaves in the same tick as its request still cancels the upstream call', async () => {
-  // The abort listener is registered once undici has written the request (after the tick); an
-  // abort before that must not be lost.
+  // The exchange arms its deadline once undici has written the request (after the tick); a
+  // disconnect before that must not be lost.
   const disconnects = plain.counters.disconnects;
   const res = new SlowResponse();
-  const controller = new AbortController();
-  gateway.handle(
-    {
-      method: 'POST',
-      url: '/v1/chat/completions',
-      headers: { 'x-mock-first-byte-delay-ms': '2000' },
-      body: Buffer.from(JSON.stringify({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] })),
-      clientAddress: '127.0.0.1',
-      signal: controller.signal,
-    },
-    res,
-  );
-  controller.abort();
+  const req: LlmRequest = {
+    method: 'POST',
+    url: '/v1/chat/completions',
+    headers: { 'x-mock-first-byte-delay-ms': '2000' },
+    body: Buffer.from(JSON.stringify({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] })),
+    clientAddress: '127.0.0.1',
+    gone: false,
+    goneListener: null,
+  };
+  gateway.handle(req, res);
+  clientGone(req);
   const left = performance.now();
   while (plain.counters.disconnects === disconnects && performance.now() - left < 3000) await sleep(5);
   assert.equal(plain.counters.disconnects, disconnects + 1, 'the mock saw its client go');
@@ -247,7 +245,6 @@ class SlowResponse implements LlmResponse {
 
 test('write() returning false stops the gateway until drain, event after event', async () => {
   const res = new SlowResponse();
-  const controller = new AbortController();
   const body = JSON.stringify({ model: 'plain', stream: true, messages: [{ role: 'user', content: words }] });
   gateway.handle(
     {
@@ -256,7 +253,8 @@ test('write() returning false stops the gateway until drain, event after event',
       headers: {},
       body: Buffer.from(body),
       clientAddress: '127.0.0.1',
-      signal: controller.signal,
+      gone: false,
+      goneListener: null,
     },
     res,
   );

@@ -19,7 +19,7 @@ import { Tunnel } from '../l4/tunnel.ts';
 import { type FastSocket, kOnData } from '../listener/fast-read.ts';
 import { needsDrain, writeFast, writeHeadAndBody } from '../listener/fast-write.ts';
 import { openAiErrorBody } from '../llm/openai-error.ts';
-import type { LlmRequest } from '../llm/types.ts';
+import { type ClientGoneListener, clientGone, type LlmRequest } from '../llm/types.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
@@ -129,7 +129,8 @@ export class ClientConnection implements PoolUser {
 
   // The current LLM request, if any.
   llmChunks: Buffer[] | null;
-  llmAbort: AbortController | null;
+  /** The LLM request in progress, told through clientGone if the client leaves first. */
+  llmRequest: EngineLlmRequest | null;
   llmResponse: GatewayResponse | null;
 
   constructor(engine: HttpEngine, socket: Socket, table: RouteTable, port: number, clientIp: string, tls: boolean) {
@@ -172,7 +173,7 @@ export class ClientConnection implements PoolUser {
     this.dechunker = null;
     this.pendingHead = null;
     this.llmChunks = null;
-    this.llmAbort = null;
+    this.llmRequest = null;
     this.llmResponse = null;
     this.socket[kClient] = this;
     this.socket[kOnData] = onClientData;
@@ -433,22 +434,19 @@ export class ClientConnection implements PoolUser {
     this.llmChunks = null;
     // The gateway owns the exchange's timing (its own deadlines); ours only guards the close.
     this.deadline = 0;
-    const abort = new AbortController();
-    this.llmAbort = abort;
     const response = new GatewayResponse(this, req.method === 'HEAD');
     this.llmResponse = response;
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-    this.engine.ctx.llm!.handle(
-      new EngineLlmRequest(req.method, pathAndQuery(req), req.headers, body, this.clientIp, abort.signal),
-      response,
-    );
+    const llmRequest = new EngineLlmRequest(req.method, pathAndQuery(req), req.headers, body, this.clientIp);
+    this.llmRequest = llmRequest;
+    this.engine.ctx.llm!.handle(llmRequest, response);
   }
 
   /** The gateway ended its response. */
   llmFinished(response: GatewayResponse): void {
     if (this.llmResponse !== response || this.state !== S_LLM) return;
     this.llmResponse = null;
-    this.llmAbort = null;
+    this.llmRequest = null;
     this.finishExchange();
   }
 
@@ -981,9 +979,10 @@ export class ClientConnection implements PoolUser {
     // looks at the state to know whether a queue slot is held.
     this.dropUpstream();
     this.state = S_CLOSED;
-    if (this.llmAbort !== null) {
-      this.llmAbort.abort();
-      this.llmAbort = null;
+    const llmRequest = this.llmRequest;
+    if (llmRequest !== null) {
+      this.llmRequest = null;
+      clientGone(llmRequest);
     }
     this.deadline = 0;
     this.buf = null;
@@ -1059,23 +1058,18 @@ class EngineLlmRequest implements LlmRequest {
   readonly url: string;
   readonly body: Buffer;
   readonly clientAddress: string;
-  readonly signal: AbortSignal;
+  gone: boolean;
+  goneListener: ClientGoneListener | null;
   readonly #fields: ReadonlyArray<string>;
   #headers: Record<string, string> | null;
 
-  constructor(
-    method: string,
-    url: string,
-    fields: ReadonlyArray<string>,
-    body: Buffer,
-    clientAddress: string,
-    signal: AbortSignal,
-  ) {
+  constructor(method: string, url: string, fields: ReadonlyArray<string>, body: Buffer, clientAddress: string) {
     this.method = method;
     this.url = url;
     this.body = body;
     this.clientAddress = clientAddress;
-    this.signal = signal;
+    this.gone = false;
+    this.goneListener = null;
     this.#fields = fields;
     this.#headers = null;
   }

@@ -62,13 +62,12 @@ export interface ExchangeContext {
 }
 
 /**
- * Arms the exchanges started since the last run: their abort listener and total deadline. Run
- * from an immediate queued by the first of them, so after undici's immediate that writes their
- * upstream requests (undici checks a reused keep-alive socket for a close in the check phase
- * before writing to it): the registration then overlaps the provider's work instead of delaying
- * the request. At concurrency 1 on the 2-core bench VM the abort listener and the wheel entry
- * took 10-13 µs of the request path (timing probes; bench: llm-latency). An abort that comes
- * before the exchange is armed is seen here, through `signal.aborted`.
+ * Arms the exchanges started since the last run: their total deadline. Run from an immediate
+ * queued by the first of them, so after undici's immediate that writes their upstream requests
+ * (undici checks a reused keep-alive socket for a close in the check phase before writing to
+ * it): the registration then overlaps the provider's work instead of delaying the request. At
+ * concurrency 1 on the 2-core bench VM the abort listener (an AbortSignal's then) and the wheel
+ * entry took 10-13 µs of the request path (timing probes; bench: llm-latency).
  */
 export function armArrivals(ctx: ExchangeContext): void {
   ctx.arming = null;
@@ -183,21 +182,17 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
   start(): void {
     const ctx = this.ctx;
     ctx.live.add(this);
+    this.req.goneListener = this;
     this.#begin();
     if (this.#finished) return;
     ctx.arrivals.push(this);
     ctx.arming ??= setImmediate(armArrivals, ctx);
   }
 
-  /** Registers the abort listener and the total deadline; see {@link armArrivals}. */
+  /** Registers the total deadline; see {@link armArrivals}. */
   arm(): void {
     if (this.#finished) return;
-    if (this.req.signal.aborted) {
-      this.handleEvent();
-      return;
-    }
     this.#armed = true;
-    this.req.signal.addEventListener('abort', this);
     this.ctx.wheel.add(this);
   }
 
@@ -566,8 +561,8 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
     this.#finish(error.status, false, error.code);
   }
 
-  /** Abort listener of the request signal: the client is gone. */
-  handleEvent(): void {
+  /** The client is gone (see clientGone in types.ts). */
+  onClientGone(): void {
     if (this.#finished) return;
     const error = new SwitchyardError('SY_LLM_CLIENT_CLOSED');
     this.#stopWork(error);
@@ -605,10 +600,8 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
   #finish(status: number, ok: boolean, code: string | null): void {
     this.#finished = true;
     this.#releaseSlot(ok ? 'success' : 'other');
-    if (this.#armed) {
-      this.ctx.wheel.delete(this);
-      this.req.signal.removeEventListener('abort', this);
-    }
+    if (this.#armed) this.ctx.wheel.delete(this);
+    if (this.req.goneListener === this) this.req.goneListener = null;
     if (this.#wake !== null) this.ctx.wheel.delete(this.#wake);
     this.ctx.live.delete(this);
     const target = this.#target;

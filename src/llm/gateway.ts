@@ -211,7 +211,7 @@ export class LlmGateway {
       );
       return;
     }
-    if (req.signal.aborted) return;
+    if (req.gone) return;
     const q = req.url.indexOf('?');
     const path = q === -1 ? req.url : req.url.slice(0, q);
     const endpoint = matchEndpoint(path);

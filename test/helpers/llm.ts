@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
-import type { LlmRequest, LlmResponse } from '../../src/llm/types.ts';
+import { clientGone, type LlmRequest, type LlmResponse } from '../../src/llm/types.ts';
 
 /** Anything that handles LLM requests the way the engine will call it. */
 export interface LlmHandler {
@@ -32,30 +32,28 @@ function flatHeaders(req: IncomingMessage): Record<string, string> {
 }
 
 /**
- * Serves `handler` on 127.0.0.1 port 0 through node:http: reads each whole body, and aborts the
- * request signal when the client disconnects before the response finished.
+ * Serves `handler` on 127.0.0.1 port 0 through node:http: reads each whole body, and calls
+ * clientGone when the client disconnects before the response finished.
  */
 export async function startLlmFront(handler: LlmHandler): Promise<LlmFront> {
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
-    const controller = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => {
-      handler.handle(
-        {
-          method: req.method ?? 'GET',
-          url: req.url ?? '/',
-          headers: flatHeaders(req),
-          body: Buffer.concat(chunks),
-          clientAddress: req.socket.remoteAddress ?? '',
-          signal: controller.signal,
-        },
-        res,
-      );
+      const llmRequest: LlmRequest = {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: flatHeaders(req),
+        body: Buffer.concat(chunks),
+        clientAddress: req.socket.remoteAddress ?? '',
+        gone: false,
+        goneListener: null,
+      };
+      res.once('close', () => {
+        if (!res.writableFinished) clientGone(llmRequest);
+      });
+      handler.handle(llmRequest, res);
     });
   });
   server.on('connection', (socket: Socket) => {
