@@ -1041,9 +1041,13 @@ function hostName(host: string | null): string | null {
   return name.toLowerCase();
 }
 
-/** Path and query of the request target (origin-form or absolute-form). */
+/**
+ * The target sent upstream: path and query of an origin-form or absolute-form target, or `*` for
+ * `OPTIONS *` (RFC 9112 §3.2.4: about the server as a whole, which `OPTIONS /` is not).
+ */
 export function pathAndQuery(req: RequestHead): string {
-  if (req.pathOffset <= 0) return req.pathOffset === 0 ? req.target : '/';
+  if (req.pathOffset === 0) return req.target;
+  if (req.pathOffset < 0) return req.targetForm === 'asterisk' ? '*' : '/';
   const rest = req.target.slice(req.pathOffset);
   return rest === '' || rest.startsWith('?') ? `/${rest}` : rest;
 }
