@@ -18,6 +18,10 @@
  * `maxHeaderBytes`. Chunked bodies are compared after decoding our side with a small test-only decoder over
  * the bytes the ChunkedScanner says belong to the body.
  *
+ * The request corpus then goes through a running Switchyard to a second node:http server: the upstream must
+ * see exactly the messages our framing accepted (method, origin-form target, body, trailers), and the client
+ * one response per message, in order; this checks the engine's rebuilt heads, not just the parser.
+ *
  * A second, smaller corpus does the same for upstream responses against Node's HTTP client: every response
  * we accept, Node's client accepts with the same status, raw headers and body (no exceptions needed).
  */
@@ -33,6 +37,9 @@ import {
   parseRequestHead,
   parseResponseHead,
 } from '../src/http/parser/index.ts';
+import { Switchyard } from '../src/runtime/switchyard.ts';
+import { parseAll, parseResponse, type RawResponse } from './helpers/http.ts';
+import { freePort } from './helpers/net.ts';
 
 const LIMITS: HttpLimits = httpLimits();
 
@@ -689,6 +696,45 @@ function buildCorpus(): Case[] {
     `POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /2 HTTP/1.1\nHost: a\r\n\r\n`,
   );
 
+  // Connection naming framing or routing fields (RFC 9110 §7.6.1 forbids the option, but it must
+  // never change how the body is framed), and pipelined requests after bodies with extensions and
+  // trailers: the engine-level check below feeds these through a running proxy.
+  const hidden = 'GET /smuggled HTTP/1.1\r\nHost: internal.admin\r\n\r\n';
+  for (const option of [
+    'content-length',
+    'Content-Length',
+    'keep-alive, content-length',
+    'close, content-length',
+    'transfer-encoding',
+    'host',
+  ]) {
+    add(
+      `Connection: ${option} with a Content-Length body`,
+      request(['POST /c HTTP/1.1', 'Host: a', `Content-Length: ${hidden.length}`, `Connection: ${option}`], hidden),
+    );
+  }
+  add(
+    'Connection: content-length then pipelined',
+    request(['POST /c HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Connection: content-length'], `hello${hidden}`),
+  );
+  add(
+    'Connection: transfer-encoding with a chunked body',
+    request(
+      ['POST /c HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Connection: transfer-encoding'],
+      `${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`,
+    ),
+  );
+  add(
+    'pipelined after chunked with extensions and trailers',
+    `POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0;last\r\nX-Trailer: t\r\n\r\n` +
+      `GET /2 HTTP/1.1\r\nHost: a\r\n\r\nPOST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi` +
+      `PUT /4 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nDELETE /5 HTTP/1.1\r\nHost: a\r\n\r\n`,
+  );
+  add(
+    'pipelined after a body holding a request head',
+    request(['POST /1 HTTP/1.1', 'Host: a', `Content-Length: ${hidden.length}`], `${hidden}${hidden}`),
+  );
+
   // 11. Limits.
   add('URI at the limit', request([`GET /${'a'.repeat(LIMITS.maxUriBytes - 1)} HTTP/1.1`, 'Host: a']));
   add('URI over the limit', request([`GET /${'a'.repeat(LIMITS.maxUriBytes)} HTTP/1.1`, 'Host: a']));
@@ -823,6 +869,229 @@ test('framing agrees with Node (llhttp) on the request corpus', async () => {
   for (const [why, names] of exceptionsUsed) console.log(`  exception (${names.length}): ${why}`);
   assert.ok(corpus.length >= 300, 'the corpus should hold several hundred cases');
   assert.deepEqual(violations, []);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The engine: the same corpus again, through a running Switchyard to a second node:http server (llhttp,
+// strict). Parsing that agrees with Node is not enough: the engine rebuilds every head, and a field it drops
+// or adds can change the framing the upstream sees (`Connection: content-length` stripping the body's
+// Content-Length was one, fixed in dac809a). For every case, the upstream must see exactly the messages our
+// framing accepted, in order (method, origin-form target, body, trailers) and nothing else, and never bytes
+// it cannot parse; the client must get one response per forwarded message, in order, then at most one
+// local answer (the refusal of what followed).
+
+/** One message as the engine's upstream received it. */
+interface Forwarded {
+  method: string;
+  url: string;
+  body: string;
+  trailers: string[];
+}
+
+/** Completed messages by client address (the X-Forwarded-For the engine sets: clients are untrusted). */
+const forwardedBy = new Map<string, Forwarded[]>();
+const upstreamParseErrors: string[] = [];
+
+function startEngineUpstream(): Promise<http.Server> {
+  // Room for the fields the engine adds to heads near our own 16 KiB limit.
+  const upstream = http.createServer({ insecureHTTPParser: false, requireHostHeader: true, maxHeaderSize: 65_536 });
+  const record = (req: http.IncomingMessage, message: Forwarded) => {
+    const client = String(req.headers['x-forwarded-for']);
+    forwardedBy.set(client, [...(forwardedBy.get(client) ?? []), message]);
+  };
+  upstream.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // Only a message whose body arrived whole counts: the engine may have begun one it then refused.
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('latin1');
+      record(req, { method: req.method!, url: req.url!, body, trailers: req.rawTrailers });
+      const text = `${req.method} ${req.url}`;
+      // Content-Length even for HTTP/1.0 (which node:http would close-delimit), so the engine may keep
+      // the client connection and every pipelined request gets its turn.
+      res.setHeader('x-upstream', '1');
+      res.setHeader('content-length', Buffer.byteLength(text));
+      res.end(text);
+    });
+  });
+  upstream.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    record(req, { method: req.method!, url: req.url!, body: '', trailers: [] });
+    const text = `${req.method} ${req.url}`;
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nx-upstream: 1\r\nconnection: close\r\ncontent-length: ${text.length}\r\n\r\n${text}`,
+    );
+    // An upgrade socket is handed over paused: read on, so the proxy's FIN closes it.
+    socket.resume();
+  });
+  upstream.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    // A message cut short (the engine gave up a request whose body never completed) is not a parse error.
+    if (err.code !== 'HPE_INVALID_EOF_STATE' && err.code !== 'ECONNRESET')
+      upstreamParseErrors.push(err.code ?? err.message);
+    socket.destroy();
+  });
+  return new Promise((resolve) => upstream.listen(0, '127.0.0.1', () => resolve(upstream)));
+}
+
+/** What the upstream should receive for a case: our accepted messages, up to a CONNECT (answered 405). */
+function expectedUpstream(ours: Outcome): Forwarded[] {
+  const out: Forwarded[] = [];
+  for (const m of ours.messages) {
+    if (m.method === 'CONNECT') break;
+    out.push({ method: m.method, url: originForm(m.url), body: m.body, trailers: m.trailers });
+  }
+  return out;
+}
+
+/** The engine sends targets upstream in origin form. */
+function originForm(target: string): string {
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*(.*)$/.exec(target);
+  if (m === null) return target;
+  return m[1] === '' || m[1].startsWith('?') ? `/${m[1]}` : m[1];
+}
+
+/**
+ * Writes a case from `localAddress` and collects what the engine answers until it closes. The client
+ * half-closes only once the responses to the `expected` messages are in (and a little after, so a message
+ * the engine should not have forwarded has time to show): a client FIN makes the engine finish the
+ * exchange in flight and close, which would hide pipelined requests it never started.
+ */
+function throughEngine(
+  proxyPort: number,
+  bytes: Buffer,
+  localAddress: string,
+  expected: Forwarded[],
+): Promise<{ reply: Buffer; timedOut: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port: proxyPort, host: '127.0.0.1', localAddress });
+    clientSockets.add(socket);
+    const replies: Buffer[] = [];
+    let timedOut = false;
+    let finals = 0;
+    let at = 0;
+    let ending: NodeJS.Timeout | null = null;
+    const endSoon = () => {
+      ending ??= setTimeout(() => socket.end(), 20);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      socket.destroy();
+    }, 5000);
+    socket.on('connect', () => {
+      socket.write(bytes);
+      if (expected.length === 0) endSoon();
+    });
+    socket.on('data', (d: Buffer) => {
+      replies.push(d);
+      const reply = Buffer.concat(replies);
+      try {
+        for (let step = parseResponse(reply, at, expected[finals]?.method ?? 'GET', false); step !== null; ) {
+          finals++;
+          at = step.end;
+          step = parseResponse(reply, at, expected[finals]?.method ?? 'GET', false);
+        }
+      } catch {
+        endSoon();
+      }
+      if (finals >= expected.length) endSoon();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (ending !== null) clearTimeout(ending);
+      clientSockets.delete(socket);
+      resolve({ reply: Buffer.concat(replies), timedOut });
+    });
+  });
+}
+
+function judgeEngine(expected: Forwarded[], seen: Forwarded[], reply: Buffer, timedOut: boolean): string | null {
+  if (timedOut) return 'the engine did not close the connection within 5 s';
+  try {
+    assert.deepEqual(seen, expected);
+  } catch {
+    return `upstream saw ${JSON.stringify(seen)}\n  expected ${JSON.stringify(expected)}`;
+  }
+  let responses: RawResponse[];
+  try {
+    responses = parseAll(reply, [...expected.map((m) => m.method), 'GET']);
+  } catch (error) {
+    return `client got unparseable bytes (${(error as Error).message}): ${JSON.stringify(reply.toString('latin1').slice(0, 300))}`;
+  }
+  for (let i = 0; i < responses.length; i++) {
+    const r = responses[i];
+    const relayed = r.headers['x-upstream'] === '1';
+    if (i < expected.length) {
+      const m = expected[i];
+      if (!relayed) return `response ${i} is a local ${r.status}, not the upstream's answer to ${m.method} ${m.url}`;
+      if (m.method !== 'HEAD' && r.body.toString('latin1') !== `${m.method} ${m.url}`)
+        return `response ${i} answers ${JSON.stringify(r.body.toString('latin1'))}, not ${m.method} ${m.url}`;
+    } else if (relayed || i > expected.length) {
+      return `${responses.length} responses for ${expected.length} forwarded messages`;
+    }
+  }
+  if (responses.length < expected.length) return `${responses.length} responses for ${expected.length} messages`;
+  return null;
+}
+
+test('the engine forwards exactly the messages the framing accepts, and answers each one in order', async () => {
+  const upstream = await startEngineUpstream();
+  const proxyPort = await freePort();
+  const proxy = await Switchyard.start({
+    bind: '127.0.0.1',
+    log: { level: 'silent' },
+    routes: [
+      {
+        name: 'all',
+        match: { ports: proxyPort },
+        action: {
+          type: 'forward',
+          mode: 'http',
+          targets: [`127.0.0.1:${(upstream.address() as net.AddressInfo).port}`],
+        },
+      },
+    ],
+  });
+  const corpus = buildCorpus();
+  const violations: string[] = [];
+  let forwarded = 0;
+  let expectedTotal = 0;
+  let skipped = 0;
+  try {
+    const queue = [...corpus];
+    // One client address per worker, so the upstream can tell whose messages it got.
+    const worker = async (slot: number) => {
+      const address = `127.0.0.${20 + slot}`;
+      for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+        const ours = frameWithSwitchyard(c.bytes);
+        // Extension methods: llhttp would refuse them upstream (the documented exception above).
+        if (ours.messages.some((m) => !http.METHODS.includes(m.method))) {
+          skipped++;
+          continue;
+        }
+        const expected = expectedUpstream(ours);
+        expectedTotal += expected.length;
+        const { reply, timedOut } = await throughEngine(proxyPort, c.bytes, address, expected);
+        const seen = forwardedBy.get(address) ?? [];
+        forwardedBy.delete(address);
+        forwarded += seen.length;
+        const problem = judgeEngine(expected, seen, reply, timedOut);
+        if (problem !== null) violations.push(`${c.name}: ${problem}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, slot) => worker(slot)));
+  } finally {
+    await proxy.close();
+    upstream.closeAllConnections();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  }
+  console.log(
+    `http engine differential: ${corpus.length} cases (${skipped} with extension methods skipped); ` +
+      `${forwarded} messages reached the upstream`,
+  );
+  assert.deepEqual(violations, []);
+  assert.deepEqual(upstreamParseErrors, [], 'the upstream was sent bytes it could not parse');
+  assert.equal(forwarded, expectedTotal);
+  assert.ok(expectedTotal >= 300, 'the corpus should send hundreds of messages upstream');
 });
 
 // ---------------------------------------------------------------------------------------------------------
