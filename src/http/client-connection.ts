@@ -483,7 +483,13 @@ export class ClientConnection implements PoolUser {
       this.forwardBody(buf, start);
     }
     socket.uncork();
-    if (!this.reqBodyDone && this.state === S_FORWARD && this.socket.isPaused() && !needsDrain(socket)) {
+    if (this.reqBodyDone || this.state !== S_FORWARD) return;
+    if (this.socket.readableEnded) {
+      // The client's FIN came while this request waited (onClientEnd), and what it had buffered
+      // did not finish the body: it never will.
+      this.dropUpstream();
+      this.socket.destroy();
+    } else if (this.socket.isPaused() && !needsDrain(socket)) {
       this.socket.resume();
     }
   }
@@ -955,9 +961,18 @@ export class ClientConnection implements PoolUser {
       return;
     }
     if (!this.reqBodyDone) {
-      this.dropUpstream();
-      this.socket.destroy();
-      return;
+      // While a connection opens for it, the request's body waits in `buf` and may be all there
+      // (a client that writes its request and FIN at once): then it is complete and is answered;
+      // onUpstreamReady cuts it if the buffered bytes fall short. A Content-Length body already
+      // short of bytes is cut now.
+      const waiting = this.state === S_WAIT_UPSTREAM;
+      if (!waiting || (this.reqBody === B_LENGTH && this.buffered() < this.reqRemaining)) {
+        this.dropUpstream();
+        // The connection still opening must not carry the request ('close' comes a tick later).
+        if (waiting) this.state = S_CLOSED;
+        this.socket.destroy();
+        return;
+      }
     }
     if (this.state === S_LLM) {
       // An LLM exchange queued, waiting or streaming: a FIN is a client that gave up (an SDK's
