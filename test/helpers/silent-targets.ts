@@ -3,7 +3,7 @@
  * thread listens with a backlog of 1 and then blocks its event loop, so nothing is ever accepted;
  * once the kernel's accept queue is full (filled here), further SYNs are dropped and a connect
  * just waits (no RST, as to a host that is down or firewalled). No network namespace or firewall
- * rule needed. The same technique as test/http-pool.test.ts.
+ * rule needed.
  */
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
