@@ -505,3 +505,32 @@ test('an SDK abort before the first byte closes the real upstream request prompt
   const afterMs = upstream.closedAt - abortedAt;
   assert.ok(afterMs < 1000, `closed ${afterMs.toFixed(1)} ms after the abort`);
 });
+
+test("regression: a provider's x-request-id reaches the client alone, not joined with ours", TIMEOUT, async () => {
+  primary.handle = answerError(401, JSON.stringify(UNAUTHORIZED), { 'x-request-id': 'req-401' });
+  await assert.rejects(
+    oa.client.chat.completions.create({ model: 'direct', messages: [{ role: 'user', content: 'hi' }] }),
+    (error: unknown) => {
+      assert.ok(error instanceof OpenAI.AuthenticationError, String(error));
+      assert.equal(error.requestID, 'req-401', 'the id to quote to the provider');
+      return true;
+    },
+  );
+
+  primary.handle = ({ res }) => {
+    res.writeHead(200, { ...STREAM_HEADERS, 'x-request-id': 'req-stream' });
+    res.end(sse([{ delta: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], true));
+  };
+  const streamed = await oa.client.chat.completions
+    .create({ model: 'direct', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  for await (const _ of streamed.data);
+  assert.equal(streamed.response.headers.get('x-request-id'), 'req-stream');
+
+  // Without one from the provider, the client gets ours.
+  primary.handle = answerText('no id');
+  const { response } = await oa.client.chat.completions
+    .create({ model: 'direct', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  assert.match(String(response.headers.get('x-request-id')), /^[0-9a-f]{12}-\w+$/);
+});

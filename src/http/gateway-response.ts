@@ -117,7 +117,9 @@ export class GatewayResponse implements LlmResponse {
     this.headersSent = true;
     const conn = this.conn;
     let out = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
+    const idName = conn.engine.requestIdHeader;
     let hasLength = false;
+    let hasId = false;
     for (const name in headers) {
       const value = headers[name];
       const lower = name.toLowerCase();
@@ -126,12 +128,21 @@ export class GatewayResponse implements LlmResponse {
       if (Array.isArray(value)) {
         for (const v of value) {
           if (BAD_VALUE.test(v)) this.#unsafe(name);
-          else out += `${name}: ${v}\r\n`;
+          else {
+            out += `${name}: ${v}\r\n`;
+            if (lower === idName) hasId = true;
+          }
         }
       } else if (BAD_VALUE.test(value)) this.#unsafe(name);
-      else out += `${name}: ${value}\r\n`;
+      else {
+        out += `${name}: ${value}\r\n`;
+        if (lower === idName) hasId = true;
+      }
     }
-    out += `${conn.engine.requestIdHeader}: ${conn.requestId}\r\n`;
+    // A provider's own request ID (OpenAI sends `x-request-id` on every reply) is kept, and ours
+    // not added beside it, as the forward path does (message-head.ts): two lines of one field
+    // reach clients as one joined value, and the SDKs report that as the request ID.
+    if (!hasId) out += `${idName}: ${conn.requestId}\r\n`;
     const http10 = conn.req?.versionMinor === 0;
     if (!hasLength && !this.head && status !== 204 && status !== 304) {
       // A stream: chunked for HTTP/1.1 clients; an HTTP/1.0 client reads to the close.
