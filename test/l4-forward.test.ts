@@ -210,6 +210,31 @@ test('round-robin spreads connections over targets', async () => {
   }
 });
 
+test('round-robin: a refused target is skipped for the next one and the refusal counted', async () => {
+  const [port, dead] = await freePorts(2);
+  const logs = captureLogs();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${dead}`, `127.0.0.1:${echoB.port}`]), {
+    logger: logs.logger,
+  });
+  try {
+    // The rotation starts connections 1 and 3 at the refused target, 2 and 4 at the live one:
+    // each of the four is served by B, and only the two that started at the dead target paid
+    // a refused connect (failover would pay one on every connection).
+    for (let i = 0; i < 4; i++) assert.equal((await exchange(port, `${i}`)).data, `B:${i}bye`);
+    assert.equal(
+      await proxy.metrics.value('switchyard_upstream_errors_total', {
+        target: `127.0.0.1:${dead}`,
+        reason: 'SY_L4_CONNECT',
+      }),
+      2,
+    );
+    assert.equal(logs.withCode('SY_L4_CONNECT').length, 2);
+    assert.equal(await proxy.metrics.value('switchyard_connections_total', { route: 'fwd' }), 4);
+  } finally {
+    await proxy.close();
+  }
+});
+
 test('every target refusing closes the client promptly with a counter', async () => {
   const [port, dead1, dead2] = await freePorts(3);
   const logs = captureLogs();
