@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigInput } from '../src/config/schema.ts';
@@ -373,6 +373,92 @@ test('a slow reader does not make the proxy buffer without bound', async () => {
   } finally {
     await proxy.close();
     await firehose.close();
+  }
+});
+
+/**
+ * Bytes a socket has taken to send that the kernel has not: the Writable's buffer plus libuv's
+ * write queue, where the tunnel's direct writes wait (fast-write.ts bypasses the Writable).
+ */
+function heldBy(socket: Socket): number {
+  const handle = (socket as unknown as { _handle: { writeQueueSize?: number } | null })._handle;
+  return socket.writableLength + (handle?.writeQueueSize ?? 0);
+}
+
+test('a slow upstream makes the proxy stop reading its client; every byte arrives once it reads', async () => {
+  // The mirror of the slow reader above: the client writes as fast as the proxy accepts and the
+  // upstream reads nothing. With backpressure the client must see write() return false after a
+  // bounded amount, and the proxy must hold no more than a chunk or so of its own.
+  const cap = 256 * 1024 * 1024;
+  const chunkSize = 64 * 1024;
+  // Chunks are windows of one random block at shifting offsets: distinct, so a reordered or
+  // dropped chunk changes the digest, without generating hundreds of MiB of random bytes.
+  const block = randomBytes(1024 * 1024);
+  let accepted!: (socket: Socket) => void;
+  const upstreamSocket = new Promise<Socket>((resolve) => {
+    accepted = resolve;
+  });
+  const sink = await startServer(
+    (socket) => {
+      socket.pause();
+      const hash = createHash('sha256');
+      let n = 0;
+      socket.on('data', (c: Buffer) => {
+        hash.update(c);
+        n += c.length;
+      });
+      socket.on('end', () => socket.end(`${n}:${hash.digest('hex')}`));
+      accepted(socket);
+    },
+    { allowHalfOpen: true },
+  );
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${sink.port}`]));
+  const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  try {
+    await once(client, 'connect');
+    const upstream = await upstreamSocket;
+    const sent = createHash('sha256');
+    let written = 0;
+    let blocked = false;
+    let stopped = false;
+    let index = 0;
+    const pump = (): void => {
+      while (!stopped && written < cap) {
+        const offset = (index++ * 4099) % (block.length - chunkSize);
+        const chunk = block.subarray(offset, offset + chunkSize);
+        sent.update(chunk);
+        written += chunk.length;
+        if (!client.write(chunk)) {
+          blocked = true;
+          return;
+        }
+      }
+    };
+    client.on('drain', pump);
+    pump();
+    await sleep(500);
+    const settled = written;
+    await sleep(300);
+    const [tunnel] = proxy.ctx.tunnels.tunnels;
+    const proxyHeld = heldBy(tunnel.upstream!);
+    assert.ok(blocked, 'the client saw backpressure');
+    assert.equal(written, settled, 'no progress while the upstream does not read');
+    assert.ok(written < 64 * 1024 * 1024, `the client got ${written} bytes in`);
+    assert.ok(proxyHeld <= 1024 * 1024, `the proxy buffers ${proxyHeld} bytes`);
+
+    stopped = true;
+    client.end();
+    upstream.resume();
+    // The sink answers with the byte count and digest of what it read.
+    const expected = `${written}:${sent.digest('hex')}`;
+    assert.equal(await readUntil(client, expected, 10_000), expected);
+    await closed(client);
+  } finally {
+    // Both ends first, so that a failed run does not wait out the drain deadline.
+    client.destroy();
+    await sink.close();
+    await proxy.close();
   }
 });
 
