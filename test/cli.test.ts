@@ -66,6 +66,15 @@ function yaml(port: number, target: number): string {
   return `bind: 127.0.0.1\nlog: { level: info }\nroutes:\n  - name: r\n    match: { ports: ${port} }\n    action: { type: forward, targets: ["127.0.0.1:${target}"] }\n`;
 }
 
+/** One TCP forward route per listen port, to the target port it maps to. */
+function yamlRoutes(targets: Record<number, number>): string {
+  const routes = Object.entries(targets).map(
+    ([port, target]) =>
+      `  - name: p${port}\n    match: { ports: ${port} }\n    action: { type: forward, targets: ["127.0.0.1:${target}"] }\n`,
+  );
+  return `bind: 127.0.0.1\nlog: { level: info }\nroutes:\n${routes.join('')}`;
+}
+
 async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -117,6 +126,33 @@ test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', as
     await got;
     open.end();
     await closed(open);
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('SIGHUP opens the ports the file adds and closes the ones it removes', async () => {
+  const [kept, removed, added] = await freePorts(3);
+  const file = join(dir, 'ports.yaml');
+  await writeFile(file, yamlRoutes({ [kept]: echoA.port, [removed]: echoA.port }));
+  const { child, lines } = await startCli(file);
+  try {
+    assert.equal((await exchange(removed, 'r')).data, 'A:rbye');
+    const early = await exchange(added, 'a');
+    assert.equal((early.error as NodeJS.ErrnoException | null)?.code, 'ECONNREFUSED', 'not listening yet');
+
+    await writeFile(file, yamlRoutes({ [kept]: echoA.port, [added]: echoB.port }));
+    child.kill('SIGHUP');
+    await waitFor(() => lines.some((l) => l.includes('route table updated')));
+    assert.equal((await exchange(added, 'a')).data, 'B:abye', 'the added port accepts');
+    assert.equal((await exchange(kept, 'k')).data, 'A:kbye', 'the kept port still serves');
+    const refused = await exchange(removed, 'r');
+    assert.equal(refused.data, '');
+    assert.equal((refused.error as NodeJS.ErrnoException | null)?.code, 'ECONNREFUSED', 'the removed port is closed');
+
+    child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     assert.equal(code, 0);
   } finally {
