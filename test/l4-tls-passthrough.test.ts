@@ -3,6 +3,7 @@
  * and PROXY protocol v1/v2 from trusted and untrusted peers, over real sockets.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -15,6 +16,7 @@ import { createCa, type TestCa } from './helpers/certs.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { captureLogs } from './helpers/logs.ts';
 import { closed, exchange, freePort, startServer, type TestServer } from './helpers/net.ts';
+import { SilentTargets } from './helpers/silent-targets.ts';
 
 const baseline = handleSnapshot();
 let ca: TestCa;
@@ -174,6 +176,88 @@ test('a client that sends nothing, or half a ClientHello, is closed at the class
     );
   } finally {
     await proxy.close();
+  }
+});
+
+/** Resolves as `promise` does, or rejects once `ms` have passed. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('silent, garbage and black-holed connections pending on a port never stall a good one', async () => {
+  const port = await freePort();
+  const hole = await SilentTargets.start(1);
+  const config = sniConfig(port, { timeouts: { classifyMs: 10_000 } });
+  config.routes.push({
+    name: 'hole',
+    match: { ports: port, domains: ['hole.example.test'] },
+    action: {
+      type: 'forward',
+      mode: 'tls-passthrough',
+      targets: [`127.0.0.1:${hole.ports[0]}`],
+      connectTimeoutMs: 10_000,
+    },
+  });
+  const proxy = await Switchyard.start(config);
+  const pending: Socket[] = [];
+  try {
+    const holeHello = await captureClientHello('hole.example.test');
+    // A TLS record and handshake header announcing a 508-byte ClientHello, then 64 bytes of junk:
+    // the classifier has to wait for the rest.
+    const garbage = Buffer.concat([Buffer.from('1603010200010001fc', 'hex'), randomBytes(64)]);
+    for (let i = 0; i < 10; i++) {
+      pending.push(connect(port, '127.0.0.1'));
+      const trickle = connect(port, '127.0.0.1');
+      trickle.write(garbage);
+      pending.push(trickle);
+      // A full ClientHello routed to a target whose connect never completes.
+      const holed = connect(port, '127.0.0.1');
+      holed.write(holeHello);
+      pending.push(holed);
+    }
+    for (const socket of pending) socket.on('error', () => {});
+    await Promise.all(pending.map((socket) => once(socket, 'connect')));
+    // Every one accepted, and the black-holed ones routed (their upstream connects now hang).
+    const routed = (): Promise<number> => proxy.metrics.value('switchyard_connections_total', { route: 'hole' });
+    const deadline = Date.now() + 3000;
+    while ((proxy.connectionCount < pending.length || (await routed()) < 10) && Date.now() < deadline) await sleep(10);
+
+    const started = Date.now();
+    assert.equal(
+      await within(tlsHello(port, 'api.example.test'), 3000, 'the good connection'),
+      'exact:api.example.test',
+    );
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 2000, `the good connection took ${elapsed} ms`);
+
+    // The bad ones were all still waiting meanwhile: none closed, none rejected or timed out.
+    assert.equal(pending.filter((socket) => socket.closed).length, 0, 'every bad connection is still pending');
+    assert.ok(proxy.connectionCount >= pending.length, `${proxy.connectionCount} connections open`);
+    assert.equal(await proxy.metrics.value('switchyard_rejected_connections_total'), 0);
+    assert.equal(await proxy.metrics.value('switchyard_upstream_errors_total'), 0);
+    assert.equal(await routed(), 10);
+
+    // Garbage that cannot be a ClientHello is refused at once while the others still wait.
+    const refusedAt = Date.now();
+    const plaintext = await within(exchange(port, 'GET / HTTP/1.0\r\n\r\n', { end: false }), 3000, 'the refusal');
+    assert.equal(plaintext.data, '');
+    assert.ok(Date.now() - refusedAt < 2000, 'refused promptly');
+    assert.equal(
+      await proxy.metrics.value('switchyard_rejected_connections_total', { reason: 'SY_ROUTE_NO_MATCH' }),
+      1,
+    );
+  } finally {
+    for (const socket of pending) socket.destroy();
+    await proxy.close(500);
+    await hole.close();
   }
 });
 
