@@ -27,3 +27,18 @@ test('none, null only, escaped text, or a truncated object: null', () => {
   assert.equal(findUsage(Buffer.from('{"content":"say \\"usage\\":{\\"prompt_tokens\\":1}"}')), null);
   assert.equal(findUsage(Buffer.from('data: {"usage":{"prompt_tokens":1,')), null);
 });
+
+test('a marker at the very start, and a valid one before an escaped or unfinished one', () => {
+  assert.deepEqual(findUsage(Buffer.from('"usage":{"prompt_tokens":2}')), {
+    promptTokens: 2,
+    completionTokens: 0,
+    totalTokens: 2,
+  });
+  const stream = 'data: {"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\ndata: {"c":"\\"usage\\":{}"}\n\n';
+  assert.deepEqual(findUsage(Buffer.from(stream)), { promptTokens: 1, completionTokens: 1, totalTokens: 2 });
+  assert.deepEqual(findUsage(Buffer.from(`${stream}data: {"usage":{"prompt_tokens":`)), {
+    promptTokens: 1,
+    completionTokens: 1,
+    totalTokens: 2,
+  });
+});
