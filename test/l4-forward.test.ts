@@ -64,6 +64,24 @@ test('TCP round trip with half-close in both directions', async () => {
   }
 });
 
+test("a trusted PROXY header is not counted in the route's bytes, only what the tunnel carries", async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start({
+    ...forward(port, [`127.0.0.1:${echoA.port}`]),
+    proxyProtocol: { trustedCidrs: ['127.0.0.1/32'] },
+  });
+  try {
+    const { data, error } = await exchange(port, 'PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\nping');
+    assert.equal(error, null);
+    assert.equal(data, 'A:pingbye');
+    await sleep(20);
+    assert.equal(await proxy.metrics.value('switchyard_bytes_total', { route: 'fwd', direction: 'in' }), 4);
+    assert.equal(await proxy.metrics.value('switchyard_bytes_total', { route: 'fwd', direction: 'out' }), 9);
+  } finally {
+    await proxy.close();
+  }
+});
+
 test('upstream half-close: the client can keep sending after the server ended', async () => {
   const upstream = await startServer(
     (socket) => {

@@ -50,6 +50,13 @@ export class Tunnel {
   sweptActivity: number;
   /** When the sweep last saw {@link activity} move (ms since epoch). */
   idleSince: number;
+  /**
+   * The client's byte counters when the tunnel began, less the bytes already read that it will
+   * forward: what came before (a PROXY header, the HTTP exchanges before an upgrade) is not the
+   * tunnel's.
+   */
+  readonly bytesInBefore: number;
+  readonly bytesOutBefore: number;
 
   constructor(
     ctx: ProxyContext,
@@ -73,6 +80,8 @@ export class Tunnel {
     this.activity = 0;
     this.sweptActivity = 0;
     this.idleSince = 0;
+    this.bytesInBefore = client.bytesRead - (pending === null ? 0 : pending.length);
+    this.bytesOutBefore = client.bytesWritten;
     this.client[kTunnel] = this;
     client.pause();
     client.on('error', onClientError);
@@ -204,8 +213,8 @@ export class Tunnel {
     if (upstream !== null && !upstream.destroyed) upstream.destroy();
     const metrics = this.ctx.metrics;
     const route = this.route.name;
-    metrics.bytes.inc({ route, direction: 'in' }, client.bytesRead);
-    metrics.bytes.inc({ route, direction: 'out' }, client.bytesWritten);
+    metrics.bytes.inc({ route, direction: 'in' }, client.bytesRead - this.bytesInBefore);
+    metrics.bytes.inc({ route, direction: 'out' }, client.bytesWritten - this.bytesOutBefore);
   }
 }
 
