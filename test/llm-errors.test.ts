@@ -249,6 +249,7 @@ test('a deadline that passes while queued is a 429 with Retry-After, not a 504',
   );
   const busy = () => gateway.stats().providers.find((p) => p.id === 'busy')!;
   while (busy().inFlight === 0) await sleep(5);
+  const timeoutsBefore = busy().rejectedTimeout;
   const started = performance.now();
   const error = await apiError(chat('hurried'));
   const elapsed = performance.now() - started;
@@ -259,6 +260,7 @@ test('a deadline that passes while queued is a 429 with Retry-After, not a 504',
   assert.equal(error.headers.get('x-switchyard-provider'), 'busy');
   assert.ok(elapsed >= 300 && elapsed < 800, `answered after ${elapsed} ms`);
   assert.equal(busy().queued, 0, 'the queue place is given up');
+  assert.equal(busy().rejectedTimeout, timeoutsBefore + 1, 'counted with the queue timeouts');
   assert.equal((await holder).choices[0].message.content, 'echo: holds the slot');
 });
 

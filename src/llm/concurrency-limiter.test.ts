@@ -54,6 +54,21 @@ test('a queued waiter times out after maxWaitMs, not before', async () => {
   wheel.close();
 });
 
+test('an expired waiter (its request deadline came first) leaves the queue and counts as a timeout', () => {
+  const wheel = new DeadlineWheel(5);
+  const l = limiter(1, 5, 10_000, wheel);
+  l.acquire(new Waiter());
+  const w = new Waiter();
+  l.acquire(w);
+  l.expire(w);
+  l.expire(w);
+  assert.equal(w.state, 'waiting', 'no callback');
+  assert.equal(l.queued, 0);
+  assert.equal(l.stats().rejectedTimeout, 1, 'counted once');
+  assert.equal(wheel.size, 0);
+  wheel.close();
+});
+
 test('a cancelled waiter gets no callback and leaves its place to the next', async () => {
   const wheel = new DeadlineWheel(5);
   const l = limiter(1, 5, 1000, wheel);

@@ -136,6 +136,16 @@ export class ConcurrencyLimiter implements DeadlineEntry {
   }
 
   /**
+   * Removes a queued waiter whose own deadline passed before a slot came (no callback follows);
+   * counted with the queue timeouts, since it too was turned away for waiting too long.
+   */
+  expire(waiter: LimiterWaiter): void {
+    const queued = this.#queue.length;
+    this.cancel(waiter);
+    if (this.#queue.length < queued) this.#rejectedTimeout++;
+  }
+
+  /**
    * Gives back a slot taken by `acquire` or `onSlot`.
    * @param epoch the limiter's {@link epoch} when the slot was taken.
    */

@@ -545,6 +545,8 @@ export class Exchange implements AttemptOwner, LimiterWaiter, DeadlineEntry {
       // the client to come back later, where a 504 would read as a provider that hung.
       const waitedMs = Math.round(performance.now() - this.#queuedAt);
       const error = new SwitchyardError('SY_LLM_QUEUE_TIMEOUT', { provider: queuedOn.id, timeoutMs: waitedMs });
+      queuedOn.limiter.expire(this);
+      this.#queuedOn = null;
       this.#stopWork(error);
       writeOpenAiError(this.res, error, null, 1, this.#ourHeaders());
       this.#finish(error.status, false, error.code);
