@@ -87,7 +87,7 @@ test('check: exit 0 on a good file, 2 with the field path on a bad one', async (
   const good = join(dir, 'good.yaml');
   await writeFile(good, yaml(1, 2));
   const ok = await run(process.execPath, [cli, 'check', '--config', good]);
-  assert.match(ok.stdout, /ok \(1 routes\)/);
+  assert.match(ok.stdout, /ok \(1 routes on 1 ports\)/);
   const bad = join(dir, 'bad.yaml');
   await writeFile(bad, yaml(1, 2).replace('ports: 1', 'ports: "x"'));
   const failed = await run(process.execPath, [cli, 'check', '--config', bad]).catch((e) => e);

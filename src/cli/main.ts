@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load.ts';
 import { SwitchyardError } from '../errors.ts';
+import { RouteTable } from '../route/route-table.ts';
 import { Switchyard } from '../runtime/switchyard.ts';
 
 const USAGE = `usage: switchyard <command> [options]
@@ -73,7 +74,9 @@ async function main(argv: string[]): Promise<void> {
     case 'check': {
       if (values.config === undefined) throw new Error('check needs --config FILE');
       const config = await loadConfigFile(values.config);
-      process.stdout.write(`${values.config}: ok (${config.routes.length} routes)\n`);
+      // Compile the table too, as start would: what passes check is what start builds.
+      const table = new RouteTable(config);
+      process.stdout.write(`${values.config}: ok (${config.routes.length} routes on ${table.ports.size} ports)\n`);
       return;
     }
     case 'start':
