@@ -17,7 +17,14 @@ import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { SwitchyardError } from '../errors.ts';
 import { Tunnel } from '../l4/tunnel.ts';
 import { type FastSocket, kOnData } from '../listener/fast-read.ts';
-import { needsDrain, writeFast, writeHeadAndBody } from '../listener/fast-write.ts';
+import {
+  flushHeld,
+  type HeldWriteOwner,
+  needsDrain,
+  writeFast,
+  writeHeadAndBodySoon,
+  writeSoon,
+} from '../listener/fast-write.ts';
 import { openAiErrorBody } from '../llm/openai-error.ts';
 import { type ClientGoneListener, clientGone, type LlmRequest } from '../llm/types.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
@@ -73,7 +80,7 @@ const STALE_RETRIES = 2;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 /** The HTTP engine's state for one client socket. */
-export class ClientConnection implements PoolUser {
+export class ClientConnection implements PoolUser, HeldWriteOwner {
   readonly engine: HttpEngine;
   readonly socket: ClientSocket;
   readonly table: RouteTable;
@@ -322,6 +329,7 @@ export class ClientConnection implements PoolUser {
     if (code !== null && status >= 400) list.push('x-switchyard-error', code);
     if (this.requestId !== '') list.push(this.engine.requestIdHeader, this.requestId);
     const head = this.req?.method === 'HEAD';
+    flushHeld(this.socket);
     this.socket.write(serializeResponse(status, list, body, this.keepAlive, head));
     this.engine.countResponse(this.route, status);
     this.finishExchange();
@@ -471,9 +479,11 @@ export class ClientConnection implements PoolUser {
     const head = buildRequestHead(this.req!, this, this.action!, this.route!, this.table.config.http, engine);
     const socket = conn.socket;
     if (this.reqBodyDone) {
-      writeFast(socket, head);
+      // Held to the end of the poll phase, with the other writes of the pass (fast-write.ts).
+      writeSoon(socket, head, false, null);
       return;
     }
+    flushHeld(socket);
     socket.cork();
     socket.write(head, 'latin1');
     const buf = this.buf;
@@ -613,7 +623,10 @@ export class ClientConnection implements PoolUser {
       if (r.interim) {
         // 100 Continue, 103 Early Hints: relayed with the same field filtering as final heads, and
         // never to an HTTP/1.0 client (RFC 9110 §15.2); then the final response follows.
-        if (req.versionMinor === 1) this.socket.write(buildInterimHead(r, this.route!, this.action!));
+        if (req.versionMinor === 1) {
+          flushHeld(this.socket);
+          this.socket.write(buildInterimHead(r, this.route!, this.action!));
+        }
         if (this.respStart === buf.length) {
           this.respBuf = null;
           return;
@@ -692,18 +705,28 @@ export class ClientConnection implements PoolUser {
   /**
    * Writes response body bytes, with the head if it is still pending, and pauses the upstream on
    * backpressure. `recycled`: `data` is (a view of) an upstream read that nothing else references,
-   * so fast-write may hand its memory back once written.
+   * so fast-write may hand its memory back once written. Small writes are held to the end of the
+   * poll phase (fast-write.ts `writeSoon`); if one then stays pending, heldWriteStalled pauses.
    */
   sendBody(data: Buffer, recycled: boolean): void {
     const head = this.pendingHead;
     let ok: boolean;
     if (head !== null) {
       this.pendingHead = null;
-      ok = writeHeadAndBody(this.socket, head, data, recycled);
+      ok = writeHeadAndBodySoon(this.socket, head, data, recycled, this);
     } else {
-      ok = writeFast(this.socket, data, recycled);
+      ok = writeSoon(this.socket, data, recycled, this);
     }
     if (!ok) this.upstream?.socket.pause();
+  }
+
+  /**
+   * A held response write stayed pending: pause the upstream feeding it, if this exchange still
+   * has one (the response may have completed since; a pooled socket is no longer ours to pause).
+   * onClientDrain resumes it.
+   */
+  heldWriteStalled(socket: Socket): void {
+    if (socket === this.socket && this.state === S_FORWARD) this.upstream?.socket.pause();
   }
 
   /** A malformed chunked response body: a 502 if nothing was sent yet, else a cut connection. */
@@ -868,6 +891,7 @@ export class ClientConnection implements PoolUser {
       this.state = S_CLOSING;
       this.deadline = this.engine.now + 5000;
       this.buf = null;
+      flushHeld(this.socket);
       this.socket.end();
       return;
     }
@@ -946,7 +970,12 @@ export class ClientConnection implements PoolUser {
   /** The proxy is shutting down: idle connections close now, busy ones after their exchange. */
   drain(): void {
     this.keepAlive = false;
-    if (this.state === S_IDLE) this.socket.destroy();
+    if (this.state === S_IDLE) {
+      // A response held in this pass (fast-write.ts) still goes out: the kernel sends what it
+      // has before the FIN.
+      flushHeld(this.socket);
+      this.socket.destroy();
+    }
   }
 
   onClientEnd(): void {
@@ -956,7 +985,10 @@ export class ClientConnection implements PoolUser {
     if (this.state === S_IDLE || this.state === S_HEAD || this.state === S_CLOSING) {
       // Ending twice makes Node build an ERR_STREAM_ALREADY_FINISHED (stack trace and all): it was
       // 5% of CPU with one connection per request (bench: http-close).
-      if (!this.socket.writableEnded) this.socket.end();
+      if (!this.socket.writableEnded) {
+        flushHeld(this.socket);
+        this.socket.end();
+      }
       this.state = S_CLOSING;
       return;
     }
@@ -1012,6 +1044,7 @@ export class ClientConnection implements PoolUser {
     const client = this.socket;
     const toClient = this.respBuf!.subarray(this.respStart);
     const toUpstream = this.buf === null ? null : this.buf.subarray(this.bufStart);
+    flushHeld(client);
     client.write(buildUpgradeResponseHead(resp, this, this.route!, this.action!, this.engine));
     this.engine.countResponse(this.route, 101);
     client[kOnData] = ignoreData;

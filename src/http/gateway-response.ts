@@ -3,7 +3,7 @@
  * HTTP engine: a head from `writeHead`, then a body framed by Content-Length when the gateway
  * gives one, chunked otherwise (streams), and the exchange finished on `end`.
  */
-import { needsDrain, writeGathered, writeHeadAndBody } from '../listener/fast-write.ts';
+import { flushHeld, needsDrain, writeGathered, writeHeadAndBody } from '../listener/fast-write.ts';
 import type { LlmResponse } from '../llm/types.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { reasonPhrase } from './local-response.ts';
@@ -95,6 +95,8 @@ export class GatewayResponse implements LlmResponse {
   hold(): void {
     if (this.corked) return;
     this.corked = true;
+    // Writes the engine held for this socket go first (fast-write.ts).
+    flushHeld(this.conn.socket);
     this.conn.socket.cork();
     this.schedule();
   }
@@ -104,7 +106,10 @@ export class GatewayResponse implements LlmResponse {
     const head = this.pendingHead!;
     this.pendingHead = null;
     const conn = this.conn;
-    if (!this.destroyed) conn.socket.write(head, 'latin1');
+    if (!this.destroyed) {
+      flushHeld(conn.socket);
+      conn.socket.write(head, 'latin1');
+    }
     conn.engine.countResponse(conn.route, this.status);
   }
 

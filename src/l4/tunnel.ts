@@ -10,7 +10,7 @@
 import { connect, type Socket } from 'node:net';
 import { SwitchyardError } from '../errors.ts';
 import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
-import { writeFast } from '../listener/fast-write.ts';
+import { flushHeld, type HeldWriteOwner, writeSoon } from '../listener/fast-write.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute } from '../route/route-table.ts';
@@ -29,7 +29,7 @@ export interface TunnelOptions {
 }
 
 /** One forwarded connection: a client socket joined to an upstream socket. */
-export class Tunnel {
+export class Tunnel implements HeldWriteOwner {
   readonly ctx: ProxyContext;
   readonly client: TunnelSocket;
   readonly route: CompiledRoute;
@@ -109,7 +109,10 @@ export class Tunnel {
     socket[kTunnel] = tunnel;
     tunnel.upstream = socket;
     tunnel.target = target;
-    if (toClient !== null) client.write(toClient);
+    if (toClient !== null) {
+      flushHeld(client);
+      client.write(toClient);
+    }
     tunnel.joined();
     return tunnel;
   }
@@ -185,11 +188,18 @@ export class Tunnel {
     client.on('drain', onClientDrain);
     this.ctx.tunnels.add(this);
     if (this.pending !== null) {
+      flushHeld(upstream);
       upstream.write(this.pending);
       this.pending = null;
     }
     if (client.readableEnded) upstream.end();
     else client.resume();
+  }
+
+  /** A held write to `socket` stayed pending: stop reading the side that feeds it until 'drain'. */
+  heldWriteStalled(socket: Socket): void {
+    const source = socket === this.client ? this.upstream : this.client;
+    if (source !== null && !source.destroyed) source.pause();
   }
 
   /** No bytes moved either way for the idle timeout: close both sides. */
@@ -250,15 +260,17 @@ function onClientData(this: TunnelSocket, chunk: Buffer): void {
   const upstream = tunnel.upstream!;
   // Backpressure: stop reading the client until the upstream has flushed. A side that is gone
   // takes nothing more, and must not leave the other paused (it would never read its FIN).
-  // The chunk is only written, so its memory is recycled once the kernel has it.
-  if (!writeFast(upstream, chunk, true) && !upstream.destroyed) this.pause();
+  // The chunk is only written, so its memory is recycled once the kernel has it. A small write is
+  // held to the end of the poll phase (fast-write.ts), and this socket paused then if need be
+  // (heldWriteStalled).
+  if (!writeSoon(upstream, chunk, true, tunnel) && !upstream.destroyed) this.pause();
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel]!;
   tunnel.activity++;
   const client = tunnel.client;
-  if (!writeFast(client, chunk, true) && !client.destroyed) this.pause();
+  if (!writeSoon(client, chunk, true, tunnel) && !client.destroyed) this.pause();
 }
 
 function onUpstreamDrain(this: TunnelSocket): void {
@@ -279,12 +291,18 @@ function onClientDrain(this: TunnelSocket): void {
 /** Half-close: the client sent FIN, so pass it on; the other direction keeps flowing. */
 function onClientEnd(this: TunnelSocket): void {
   const upstream = this[kTunnel]!.upstream;
-  if (upstream !== null && !upstream.destroyed && !upstream.writableEnded) upstream.end();
+  if (upstream !== null && !upstream.destroyed && !upstream.writableEnded) {
+    flushHeld(upstream);
+    upstream.end();
+  }
 }
 
 function onUpstreamEnd(this: TunnelSocket): void {
   const client = this[kTunnel]!.client;
-  if (!client.destroyed && !client.writableEnded) client.end();
+  if (!client.destroyed && !client.writableEnded) {
+    flushHeld(client);
+    client.end();
+  }
 }
 
 function onClientError(this: TunnelSocket): void {
@@ -312,12 +330,18 @@ function onClientClose(this: TunnelSocket, hadError: boolean): void {
   }
   upstream[kOnData] = ignoreData;
   upstream.resume();
-  if (!upstream.writableEnded) upstream.end();
+  if (!upstream.writableEnded) {
+    flushHeld(upstream);
+    upstream.end();
+  }
 }
 
 function onUpstreamClose(this: TunnelSocket, hadError: boolean): void {
   const tunnel = this[kTunnel]!;
   const client = tunnel.client;
   if (hadError || client.closed) tunnel.finish();
-  else if (!client.writableEnded) client.end();
+  else if (!client.writableEnded) {
+    flushHeld(client);
+    client.end();
+  }
 }

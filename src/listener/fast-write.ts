@@ -160,12 +160,17 @@ function dispatched(socket: InternalSocket, req: WriteReq, err: number, data: un
  * for reuse once written.
  */
 export function writeFast(socket: Socket, data: Buffer | string, recycled = false): boolean {
-  const s = socket as InternalSocket;
-  const handle = idleHandle(s);
+  if ((socket as HoldingSocket)[kHeld]) flushHeld(socket);
+  return writeNow(socket as InternalSocket, data, recycled);
+}
+
+/** {@link writeFast} without the check for held writes. */
+function writeNow(socket: InternalSocket, data: Buffer | string, recycled: boolean): boolean {
+  const handle = idleHandle(socket);
   if (handle === null) return typeof data === 'string' ? socket.write(data, 'latin1') : socket.write(data);
   const req = newReq(handle, socket, recycled && typeof data !== 'string' ? data : null);
   const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
-  return dispatched(s, req, err, data);
+  return dispatched(socket, req, err, data);
 }
 
 /**
@@ -189,8 +194,10 @@ export function writeGathered(
   head: string | Buffer | null,
   chunks: Buffer[],
   recycled = false,
+  holdFor: HeldWriteOwner | null | false = false,
 ): boolean {
   const s = socket as InternalSocket;
+  if ((s as HoldingSocket)[kHeld]) flushHeld(s);
   const handle = idleHandle(s);
   if (handle === null) {
     socket.cork();
@@ -207,6 +214,7 @@ export function writeGathered(
     let at = head === null ? 0 : typeof head === 'string' ? out.write(head, 0, 'latin1') : head.copy(out, 0);
     for (const chunk of chunks) at += chunk.copy(out, at);
     if (recycled) recycle(chunks[0]);
+    if (holdFor !== false) return hold(s, out, false, holdFor);
     const req = newReq(handle, socket, null);
     return dispatched(s, req, handle.writeBuffer(req, out), out);
   }
@@ -219,6 +227,137 @@ export function writeGathered(
 /** A head (latin1 string or bytes) and a body, as {@link writeGathered} writes them. */
 export function writeHeadAndBody(socket: Socket, head: string | Buffer, body: Buffer, recycled = false): boolean {
   return writeGathered(socket, head, [body], recycled);
+}
+
+/**
+ * {@link writeHeadAndBody}, held to the end of the poll phase as {@link writeSoon} holds a write
+ * when head and body are small enough to go out as one copy.
+ */
+export function writeHeadAndBodySoon(
+  socket: Socket,
+  head: string | Buffer,
+  body: Buffer,
+  recycled: boolean,
+  owner: HeldWriteOwner | null,
+): boolean {
+  return writeGathered(socket, head, [body], recycled, owner);
+}
+
+/**
+ * Small writes on the forwarding paths are held until the end of the event loop's poll phase and
+ * then dispatched back to back ({@link writeSoon}). Sent the moment each read is handled, every
+ * write lands some microseconds after the previous one, by which time a fast peer (wrk, nginx)
+ * has handled the last and gone back to sleep, so nearly every send pays a wake-up of a sleeping
+ * process: on a VM an inter-processor interrupt, the largest single item in the kernel profile
+ * (`_raw_spin_unlock_irqrestore` under `sock_def_readable`). Sent together, one wake-up serves
+ * many. Measured on tcp-small against HAProxy in the same minutes (3 alternating pairs): 0.69-0.79x
+ * with immediate writes, 0.73-0.95x held, with proxy CPU per exchange about 10% lower.
+ *
+ * The hold is at most one pass of the poll phase: the flush runs from `setImmediate`, in the check
+ * phase of the same loop iteration. Only writes below {@link HOLD_BELOW_BYTES} are held; a read
+ * that size is the last one libuv makes from that socket in the pass, so each source holds at most
+ * one write at a time. Order on a socket is kept: a write that cannot be held (large, or the
+ * Writable has something pending) first dispatches what is held for the socket, and callers
+ * dispatch what is held (with {@link flushHeld}) before they `end()` it or write to it through
+ * `socket.write()`. When a held write then stays pending in the kernel's send buffer, its owner is
+ * told ({@link HeldWriteOwner}) and pauses its source, as an immediate write's `false` would have
+ * made it do; its 'drain' handler resumes the source.
+ */
+const HOLD_BELOW_BYTES = 16 * 1024;
+
+const kHeld = Symbol('switchyard.heldWrites');
+
+interface HoldingSocket extends InternalSocket {
+  /** How many held writes are queued for this socket. */
+  [kHeld]?: number;
+}
+
+/**
+ * Who is told when a held write to `socket` stays pending in the kernel: it pauses whatever feeds
+ * that socket (if it still does) and resumes it on the socket's 'drain', as it would after an
+ * immediate write returned false.
+ */
+export interface HeldWriteOwner {
+  heldWriteStalled(socket: Socket): void;
+}
+
+/** Held writes in order, four slots each: socket (null once dispatched), data, recycled, owner. */
+let held: unknown[] = [];
+let spareHeld: unknown[] = [];
+let flushScheduled = false;
+
+/** Dispatches one held write; tells its owner when the write stays pending. */
+function dispatchHeld(
+  socket: HoldingSocket,
+  data: Buffer | string,
+  recycled: boolean,
+  owner: HeldWriteOwner | null,
+): void {
+  socket[kHeld]!--;
+  if (socket.destroyed) {
+    if (recycled) recycle(data as Buffer);
+    return;
+  }
+  if (!writeNow(socket, data, recycled) && owner !== null && !socket.destroyed) owner.heldWriteStalled(socket);
+}
+
+function flushAll(): void {
+  flushScheduled = false;
+  const list = held;
+  held = spareHeld;
+  for (let i = 0; i < list.length; i += 4) {
+    const socket = list[i] as HoldingSocket | null;
+    if (socket !== null)
+      dispatchHeld(
+        socket,
+        list[i + 1] as Buffer | string,
+        list[i + 2] as boolean,
+        list[i + 3] as HeldWriteOwner | null,
+      );
+  }
+  list.length = 0;
+  spareHeld = list;
+}
+
+/** Dispatches, in order, the writes held for `socket`. Call before `end()` or `socket.write()`. */
+export function flushHeld(socket: Socket): void {
+  const s = socket as HoldingSocket;
+  if (!s[kHeld]) return;
+  for (let i = 0; i < held.length && s[kHeld]! > 0; i += 4) {
+    if (held[i] !== s) continue;
+    held[i] = null;
+    dispatchHeld(s, held[i + 1] as Buffer | string, held[i + 2] as boolean, held[i + 3] as HeldWriteOwner | null);
+  }
+}
+
+/**
+ * Writes `data` to `socket` at the end of this poll phase (see above), or now when it is too large
+ * to hold or the socket's Writable has writes of its own pending. Returns false only for a write
+ * made now that the caller must wait on ('drain'); a held write that stays pending is reported to
+ * `owner` instead. `recycled` is as for {@link writeFast}.
+ */
+export function writeSoon(
+  socket: Socket,
+  data: Buffer | string,
+  recycled: boolean,
+  owner: HeldWriteOwner | null,
+): boolean {
+  const s = socket as HoldingSocket;
+  if (data.length >= HOLD_BELOW_BYTES || idleHandle(s) === null) {
+    flushHeld(s);
+    return writeNow(s, data, recycled);
+  }
+  return hold(s, data, recycled, owner);
+}
+
+function hold(s: HoldingSocket, data: Buffer | string, recycled: boolean, owner: HeldWriteOwner | null): true {
+  held.push(s, data, recycled, owner);
+  s[kHeld] = (s[kHeld] ?? 0) + 1;
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushAll);
+  }
+  return true;
 }
 
 /** Whether writes are waiting to complete, through either path ('drain' follows). */
