@@ -3,7 +3,7 @@
  * HTTP engine: a head from `writeHead`, then a body framed by Content-Length when the gateway
  * gives one, chunked otherwise (streams), and the exchange finished on `end`.
  */
-import { flushHeld, needsDrain, writeGathered, writeHeadAndBody } from '../listener/fast-write.ts';
+import { flushHeld, needsDrain, writeGathered, writeHeadAndBodySoon } from '../listener/fast-write.ts';
 import type { LlmResponse } from '../llm/types.ts';
 import type { ClientConnection } from './client-connection.ts';
 import { reasonPhrase } from './local-response.ts';
@@ -228,7 +228,9 @@ export class GatewayResponse implements LlmResponse {
       head = `${head ?? ''}${bytes.toString(16)}\r\n`;
       pieces.push(last ? CRLF_LAST_CHUNK : CRLF);
     } else if (last) pieces.push(LAST_CHUNK);
-    if (!this.destroyed) writeGathered(this.conn.socket, head, pieces);
+    // Held to the end of the poll phase with the other streams' writes (fast-write.ts); the next
+    // write() sees a send that stayed pending through needsDrain.
+    if (!this.destroyed) writeGathered(this.conn.socket, head, pieces, false, null);
     if (counted) this.conn.engine.countResponse(this.conn.route, this.status);
   }
 
@@ -241,7 +243,7 @@ export class GatewayResponse implements LlmResponse {
   #sendWhole(chunk: Buffer | string): void {
     const head = this.pendingHead!;
     this.pendingHead = null;
-    writeHeadAndBody(this.conn.socket, head, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+    writeHeadAndBodySoon(this.conn.socket, head, typeof chunk === 'string' ? Buffer.from(chunk) : chunk, false, null);
     this.conn.engine.countResponse(this.conn.route, this.status);
   }
 
