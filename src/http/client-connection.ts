@@ -16,15 +16,8 @@ import type { Socket } from 'node:net';
 import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { SwitchyardError } from '../errors.ts';
 import { Tunnel } from '../l4/tunnel.ts';
-import { type FastSocket, kOnData } from '../listener/fast-read.ts';
-import {
-  flushHeld,
-  type HeldWriteOwner,
-  needsDrain,
-  writeFast,
-  writeHeadAndBodySoon,
-  writeSoon,
-} from '../listener/fast-write.ts';
+import { type FastSocket, kOnData, recycle } from '../listener/fast-read.ts';
+import { flushHeld, type HeldWriteOwner, needsDrain, writeHeadAndBodySoon, writeSoon } from '../listener/fast-write.ts';
 import { openAiErrorBody } from '../llm/openai-error.ts';
 import { type ClientGoneListener, clientGone, type LlmRequest } from '../llm/types.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
@@ -74,6 +67,12 @@ const B_CLOSE = 3;
 
 /** Read-ahead buffered while an exchange is in flight before the client is paused. */
 const READ_AHEAD_BYTES = 64 * 1024;
+/**
+ * A Content-Length body smaller than this that arrives whole with its head goes out in one buffer
+ * with the head (startResponse). Small enough that head and body come from Node's 8 KiB
+ * allocation pool rather than a fresh ArrayBuffer.
+ */
+const WHOLE_RESPONSE_BYTES = 2048;
 /** Fresh connections tried after a reused one turned out stale, for idempotent requests. */
 const STALE_RETRIES = 2;
 
@@ -679,17 +678,38 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
         return;
       }
     }
-    const head = buildResponseHead(resp, this, this.route!, this.action!, engine);
     this.respStarted = true;
     engine.countResponse(this.route, resp.status);
+    const length = this.respRemaining;
+    if (
+      this.respBody === B_LENGTH &&
+      length <= buf.length - rest &&
+      length < WHOLE_RESPONSE_BYTES &&
+      resp.source === buf
+    ) {
+      // The whole (small) body came with the head: one buffer, one copy, held with the pass's
+      // other writes (fast-write.ts).
+      writeSoon(
+        this.socket,
+        buildResponseHead(resp, this, this.route!, this.action!, engine, rest, rest + length),
+        false,
+        this,
+      );
+      recycle(buf);
+      this.respRemaining = 0;
+      if (rest + length < buf.length) this.respOverrun = true;
+      this.responseComplete();
+      return;
+    }
+    const head = buildResponseHead(resp, this, this.route!, this.action!, engine);
     if (this.respBody === B_NONE) {
-      writeFast(this.socket, head);
+      writeSoon(this.socket, head, false, this);
       if (rest < buf.length) this.respOverrun = true;
       this.responseComplete();
       return;
     }
     if (rest === buf.length) {
-      writeFast(this.socket, head);
+      writeSoon(this.socket, head, false, this);
       return;
     }
     // The head goes out with the first body bytes in one writev (sendBody), or alone if the body
@@ -698,7 +718,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.forwardResponseBody(buf, rest, scanned);
     if (this.pendingHead !== null) {
       this.pendingHead = null;
-      writeFast(this.socket, head);
+      writeSoon(this.socket, head, false, this);
     }
   }
 
