@@ -174,8 +174,11 @@ test('a client that disconnects cancels the upstream call at once', async () => 
 
 test('a client that leaves in the same tick as its request still cancels the upstream call', async () => {
   // The exchange arms its deadline once undici has written the request (after the tick); a
-  // disconnect before that must not be lost.
+  // disconnect before that must not be lost. Undici may drop the aborted request before it is
+  // written, and then the mock never sees it: either way the call must end at once, not when the
+  // mock would have answered.
   const disconnects = plain.counters.disconnects;
+  const requests = plain.counters.requests;
   const res = new SlowResponse();
   const req: LlmRequest = {
     method: 'POST',
@@ -189,10 +192,14 @@ test('a client that leaves in the same tick as its request still cancels the ups
   gateway.handle(req, res);
   clientGone(req);
   const left = performance.now();
-  while (plain.counters.disconnects === disconnects && performance.now() - left < 3000) await sleep(5);
-  assert.equal(plain.counters.disconnects, disconnects + 1, 'the mock saw its client go');
-  assert.ok(performance.now() - left < 1000, 'well before the mock would have answered');
-  while (gateway.stats().inFlight > 0) await sleep(5);
+  while (gateway.stats().inFlight > 0 && performance.now() - left < 3000) await sleep(5);
+  assert.ok(performance.now() - left < 1000, 'ended well before the mock would have answered');
+  const reached = plain.counters.requests > requests;
+  if (reached) {
+    while (plain.counters.disconnects === disconnects && performance.now() - left < 3000) await sleep(5);
+    assert.equal(plain.counters.disconnects, disconnects + 1, 'the mock saw its client go');
+    assert.ok(performance.now() - left < 1000, 'well before the mock would have answered');
+  }
   assert.equal(res.headersSent, false, 'nothing written to a client that left');
   const line = logs.lines.findLast((l) => l.msg === 'llm request')!;
   assert.equal(line.status, 499);
