@@ -17,7 +17,14 @@ import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { SwitchyardError } from '../errors.ts';
 import { Tunnel } from '../l4/tunnel.ts';
 import { type FastSocket, kOnData, recycle } from '../listener/fast-read.ts';
-import { flushHeld, type HeldWriteOwner, needsDrain, writeHeadAndBodySoon, writeSoon } from '../listener/fast-write.ts';
+import {
+  endAfterHeld,
+  flushHeld,
+  type HeldWriteOwner,
+  needsDrain,
+  writeHeadAndBodySoon,
+  writeSoon,
+} from '../listener/fast-write.ts';
 import { openAiErrorBody } from '../llm/openai-error.ts';
 import { type ClientGoneListener, clientGone, type LlmRequest } from '../llm/types.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
@@ -911,8 +918,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
       this.state = S_CLOSING;
       this.deadline = this.engine.now + 5000;
       this.buf = null;
-      flushHeld(this.socket);
-      this.socket.end();
+      endAfterHeld(this.socket);
       return;
     }
     this.state = S_IDLE;
@@ -1005,10 +1011,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     if (this.state === S_IDLE || this.state === S_HEAD || this.state === S_CLOSING) {
       // Ending twice makes Node build an ERR_STREAM_ALREADY_FINISHED (stack trace and all): it was
       // 5% of CPU with one connection per request (bench: http-close).
-      if (!this.socket.writableEnded) {
-        flushHeld(this.socket);
-        this.socket.end();
-      }
+      if (!this.socket.writableEnded) endAfterHeld(this.socket);
       this.state = S_CLOSING;
       return;
     }

@@ -10,7 +10,7 @@
 import { connect, type Socket } from 'node:net';
 import { SwitchyardError } from '../errors.ts';
 import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
-import { flushHeld, type HeldWriteOwner, writeSoon } from '../listener/fast-write.ts';
+import { endAfterHeld, flushHeld, type HeldWriteOwner, writeSoon } from '../listener/fast-write.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import type { CompiledRoute } from '../route/route-table.ts';
@@ -291,18 +291,12 @@ function onClientDrain(this: TunnelSocket): void {
 /** Half-close: the client sent FIN, so pass it on; the other direction keeps flowing. */
 function onClientEnd(this: TunnelSocket): void {
   const upstream = this[kTunnel]!.upstream;
-  if (upstream !== null && !upstream.destroyed && !upstream.writableEnded) {
-    flushHeld(upstream);
-    upstream.end();
-  }
+  if (upstream !== null && !upstream.destroyed && !upstream.writableEnded) endAfterHeld(upstream);
 }
 
 function onUpstreamEnd(this: TunnelSocket): void {
   const client = this[kTunnel]!.client;
-  if (!client.destroyed && !client.writableEnded) {
-    flushHeld(client);
-    client.end();
-  }
+  if (!client.destroyed && !client.writableEnded) endAfterHeld(client);
 }
 
 function onClientError(this: TunnelSocket): void {
@@ -330,18 +324,12 @@ function onClientClose(this: TunnelSocket, hadError: boolean): void {
   }
   upstream[kOnData] = ignoreData;
   upstream.resume();
-  if (!upstream.writableEnded) {
-    flushHeld(upstream);
-    upstream.end();
-  }
+  if (!upstream.writableEnded) endAfterHeld(upstream);
 }
 
 function onUpstreamClose(this: TunnelSocket, hadError: boolean): void {
   const tunnel = this[kTunnel]!;
   const client = tunnel.client;
   if (hadError || client.closed) tunnel.finish();
-  else if (!client.writableEnded) {
-    flushHeld(client);
-    client.end();
-  }
+  else if (!client.writableEnded) endAfterHeld(client);
 }

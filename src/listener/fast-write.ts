@@ -257,8 +257,8 @@ export function writeHeadAndBodySoon(
  * phase of the same loop iteration. Only writes below {@link HOLD_BELOW_BYTES} are held; a read
  * that size is the last one libuv makes from that socket in the pass, so each source holds at most
  * one write at a time. Order on a socket is kept: a write that cannot be held (large, or the
- * Writable has something pending) first dispatches what is held for the socket, and callers
- * dispatch what is held (with {@link flushHeld}) before they `end()` it or write to it through
+ * Writable has something pending) first dispatches what is held for the socket; callers end a
+ * socket with {@link endAfterHeld}, and call {@link flushHeld} before they write to it through
  * `socket.write()`. When a held write then stays pending in the kernel's send buffer, its owner is
  * told ({@link HeldWriteOwner}) and pauses its source, as an immediate write's `false` would have
  * made it do; its 'drain' handler resumes the source.
@@ -328,6 +328,12 @@ export function flushHeld(socket: Socket): void {
     held[i] = null;
     dispatchHeld(s, held[i + 1] as Buffer | string, held[i + 2] as boolean, held[i + 3] as HeldWriteOwner | null);
   }
+}
+
+/** Ends `socket` after the writes held for it: its FIN follows every byte written so far. */
+export function endAfterHeld(socket: Socket): void {
+  flushHeld(socket);
+  socket.end();
 }
 
 /**
