@@ -5,34 +5,27 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { closed, exchange, freePorts, namedEcho, readUntil, startServer, type TestServer } from './helpers/net.ts';
+import { closed, type EchoPair, exchange, freePorts, readUntil, startEchoPair } from './helpers/net.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const cli = join(root, 'src/cli/main.ts');
 const run = promisify(execFile);
 const baseline = handleSnapshot();
-let dir: string;
-let echoA: TestServer;
-let echoB: TestServer;
+let echo: EchoPair;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sy-cli-'));
-  echoA = await startServer(namedEcho('A'), { allowHalfOpen: true });
-  echoB = await startServer(namedEcho('B'), { allowHalfOpen: true });
+  echo = await startEchoPair('sy-cli-');
 });
 
 after(async () => {
-  await echoA.close();
-  await echoB.close();
-  await rm(dir, { recursive: true, force: true });
+  await echo.close();
   await assertNoLeaks(baseline);
 });
 
@@ -84,11 +77,11 @@ async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
 }
 
 test('check: exit 0 on a good file, 2 with the field path on a bad one', async () => {
-  const good = join(dir, 'good.yaml');
+  const good = join(echo.dir, 'good.yaml');
   await writeFile(good, yaml(1, 2));
   const ok = await run(process.execPath, [cli, 'check', '--config', good]);
   assert.match(ok.stdout, /ok \(1 routes on 1 ports\)/);
-  const bad = join(dir, 'bad.yaml');
+  const bad = join(echo.dir, 'bad.yaml');
   await writeFile(bad, yaml(1, 2).replace('ports: 1', 'ports: "x"'));
   const failed = await run(process.execPath, [cli, 'check', '--config', bad]).catch((e) => e);
   assert.equal(failed.code, 2);
@@ -100,8 +93,8 @@ test('check: exit 0 on a good file, 2 with the field path on a bad one', async (
 
 test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', async () => {
   const [port] = await freePorts(1);
-  const file = join(dir, 'live.yaml');
-  await writeFile(file, yaml(port, echoA.port));
+  const file = join(echo.dir, 'live.yaml');
+  await writeFile(file, yaml(port, echo.a.port));
   const { child, lines } = await startCli(file);
   try {
     assert.equal((await exchange(port, 'one')).data, 'A:onebye');
@@ -109,7 +102,7 @@ test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', as
     open.write('held');
     await readUntil(open, 'A:held');
 
-    await writeFile(file, yaml(port, echoB.port));
+    await writeFile(file, yaml(port, echo.b.port));
     child.kill('SIGHUP');
     await waitFor(() => lines.some((l) => l.includes('route table updated')));
     assert.equal((await exchange(port, 'two')).data, 'B:twobye');
@@ -135,15 +128,15 @@ test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', as
 
 test('SIGHUP opens the ports the file adds and closes the ones it removes', async () => {
   const [kept, removed, added] = await freePorts(3);
-  const file = join(dir, 'ports.yaml');
-  await writeFile(file, yamlRoutes({ [kept]: echoA.port, [removed]: echoA.port }));
+  const file = join(echo.dir, 'ports.yaml');
+  await writeFile(file, yamlRoutes({ [kept]: echo.a.port, [removed]: echo.a.port }));
   const { child, lines } = await startCli(file);
   try {
     assert.equal((await exchange(removed, 'r')).data, 'A:rbye');
     const early = await exchange(added, 'a');
     assert.equal((early.error as NodeJS.ErrnoException | null)?.code, 'ECONNREFUSED', 'not listening yet');
 
-    await writeFile(file, yamlRoutes({ [kept]: echoA.port, [added]: echoB.port }));
+    await writeFile(file, yamlRoutes({ [kept]: echo.a.port, [added]: echo.b.port }));
     child.kill('SIGHUP');
     await waitFor(() => lines.some((l) => l.includes('route table updated')));
     assert.equal((await exchange(added, 'a')).data, 'B:abye', 'the added port accepts');

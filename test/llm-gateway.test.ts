@@ -11,7 +11,7 @@ import { LlmGateway } from '../src/llm/gateway.ts';
 import type { MockLlmServer } from '../src/llm/providers/mock-server.ts';
 import { checkLlmConfig, type LlmConfigInput, LlmConfigSchema } from '../src/llm/schema.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { type LlmFront, openAiClient, startLlmFront, type TestOpenAi } from './helpers/llm.ts';
+import { type LlmFront, openAiClient, startLlmFront, type TestOpenAi, weatherTool } from './helpers/llm.ts';
 import { type CapturedLogs, captureLogs } from './helpers/logs.ts';
 
 const baseline = handleSnapshot();
@@ -186,15 +186,6 @@ test('GET /v1/models lists the aliases', async () => {
     ['fast', 'tuned', 'strict', 'strict-b'],
   );
 });
-
-const weatherTool = {
-  type: 'function' as const,
-  function: {
-    name: 'get_weather',
-    description: 'Weather for a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-  },
-};
 
 test('tool calls: tools, tool_choice, response_format, logprobs and unknown fields reach the provider untouched', async () => {
   const request = {

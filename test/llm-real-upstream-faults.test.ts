@@ -15,7 +15,7 @@ import { request } from 'undici';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { openAiClient, type TestOpenAi } from './helpers/llm.ts';
+import { openAiClient, type TestOpenAi, weatherTool } from './helpers/llm.ts';
 import { captureLogs } from './helpers/logs.ts';
 import { freePort } from './helpers/net.ts';
 
@@ -329,15 +329,6 @@ test('a 503 with retry-after-ms is waited out, and the retry on the same provide
   assert.ok(waitedMs >= 700, `retried ${waitedMs.toFixed(1)} ms after the 503, before its retry-after-ms: 700`);
   assert.equal(backup.arrivals.length, 0);
 });
-
-const weatherTool = {
-  type: 'function' as const,
-  function: {
-    name: 'get_weather',
-    description: 'Weather for a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-  },
-};
 
 test(
   'tools and tool_choice reach the upstream unchanged; streamed tool_call deltas reach the SDK intact',

@@ -105,3 +105,13 @@ export function openAiClient(
     },
   };
 }
+
+/** A function tool for tool-call tests (OpenAI `tools` shape). */
+export const weatherTool = {
+  type: 'function' as const,
+  function: {
+    name: 'get_weather',
+    description: 'Weather for a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};

@@ -3,7 +3,10 @@
  * what they receive.
  */
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A port that was free a moment ago (bound on port 0, then released). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -125,4 +128,29 @@ export function closed(socket: Socket, timeoutMs = 3000): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Two named echo servers, `A` and `B` (half-close allowed), and a temporary directory for config files. */
+export interface EchoPair {
+  a: TestServer;
+  b: TestServer;
+  dir: string;
+  close(): Promise<void>;
+}
+
+/** Starts an {@link EchoPair}; its directory is made under the system temp directory with `prefix`. */
+export async function startEchoPair(prefix: string): Promise<EchoPair> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const a = await startServer(namedEcho('A'), { allowHalfOpen: true });
+  const b = await startServer(namedEcho('B'), { allowHalfOpen: true });
+  return {
+    a,
+    b,
+    dir,
+    async close() {
+      await a.close();
+      await b.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -16,25 +15,19 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { encodeProxyV1 } from '../../src/listener/proxy-protocol.ts';
 import { Switchyard } from '../../src/runtime/switchyard.ts';
 import { assertNoLeaks, handleSnapshot } from '../helpers/leaks.ts';
-import { exchange, freePorts, namedEcho, startServer, type TestServer } from '../helpers/net.ts';
+import { type EchoPair, exchange, freePorts, startEchoPair, startServer, type TestServer } from '../helpers/net.ts';
 
 const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 const run = promisify(execFile);
 const baseline = handleSnapshot();
-let dir: string;
-let echoA: TestServer;
-let echoB: TestServer;
+let echo: EchoPair;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sy-mapped-'));
-  echoA = await startServer(namedEcho('A'), { allowHalfOpen: true });
-  echoB = await startServer(namedEcho('B'), { allowHalfOpen: true });
+  echo = await startEchoPair('sy-mapped-');
 });
 
 after(async () => {
-  await echoA.close();
-  await echoB.close();
-  await rm(dir, { recursive: true, force: true });
+  await echo.close();
   await assertNoLeaks(baseline);
 });
 
@@ -47,19 +40,19 @@ function yaml(port: number, clientIp: string, trusted: string): string {
     '  - name: loopback',
     '    priority: 10',
     `    match: { ports: ${port}, clientIps: ["${clientIp}"] }`,
-    `    action: { type: forward, targets: ["127.0.0.1:${echoA.port}"] }`,
+    `    action: { type: forward, targets: ["127.0.0.1:${echo.a.port}"] }`,
     '  - name: rest',
     `    match: { ports: ${port} }`,
-    `    action: { type: forward, targets: ["127.0.0.1:${echoB.port}"] }`,
+    `    action: { type: forward, targets: ["127.0.0.1:${echo.b.port}"] }`,
     '',
   ].join('\n');
 }
 
 test('check accepts mapped blocks, and refuses a bad one with its field path', async () => {
-  const good = join(dir, 'good.yaml');
+  const good = join(echo.dir, 'good.yaml');
   await writeFile(good, yaml(1, '::ffff:127.0.0.0/104', '::ffff:127.0.0.1'));
   assert.match((await run(process.execPath, [cli, 'check', '--config', good])).stdout, /ok \(2 routes on \d+ ports\)/);
-  const bad = join(dir, 'bad.yaml');
+  const bad = join(echo.dir, 'bad.yaml');
   await writeFile(bad, yaml(1, '::ffff:127.0.0.0/129', '::ffff:127.0.0.1/129'));
   const failed = await run(process.execPath, [cli, 'check', '--config', bad]).catch((e) => e);
   assert.equal(failed.code, 2);
@@ -69,7 +62,7 @@ test('check accepts mapped blocks, and refuses a bad one with its field path', a
 
 test('a proxy started from mapped blocks matches plain IPv4 and IPv4-mapped clients', async () => {
   const [port] = await freePorts(1);
-  const file = join(dir, 'live.yaml');
+  const file = join(echo.dir, 'live.yaml');
   await writeFile(file, yaml(port, '::ffff:127.0.0.0/104', '::ffff:127.0.0.1/128'));
   const proxy = await Switchyard.startFile(file);
   try {
@@ -113,9 +106,9 @@ function forward(ports: number[], target: TestServer, extra: Partial<ConfigInput
 
 test('an update with a mapped trusted block and a new port applies whole', async () => {
   const [p1, p2] = await freePorts(2);
-  const proxy = await Switchyard.start(forward([p1], echoA));
+  const proxy = await Switchyard.start(forward([p1], echo.a));
   try {
-    await proxy.update(forward([p2], echoB, { proxyProtocol: { trustedCidrs: ['::ffff:127.0.0.0/104'] } }));
+    await proxy.update(forward([p2], echo.b, { proxyProtocol: { trustedCidrs: ['::ffff:127.0.0.0/104'] } }));
     assert.deepEqual(proxy.ports, [p2]);
     assert.deepEqual(proxy.config.proxyProtocol.trustedCidrs, ['::ffff:127.0.0.0/104']);
     assert.ok(proxy.ctx.trustedProxies?.matches('127.0.0.1'));
@@ -128,9 +121,9 @@ test('an update with a mapped trusted block and a new port applies whole', async
 test('a failed update changes nothing: ports, table, trusted peers and LLM gateway stay', async () => {
   const [p1, p2, p3] = await freePorts(3);
   const taken = await startServer(() => {});
-  const proxy = await Switchyard.start(forward([p1], echoA));
+  const proxy = await Switchyard.start(forward([p1], echo.a));
   try {
-    const next = forward([p2, taken.port, p3], echoB, {
+    const next = forward([p2, taken.port, p3], echo.b, {
       proxyProtocol: { trustedCidrs: ['127.0.0.0/8'] },
       llm: {
         providers: { m: { type: 'mock' } },
