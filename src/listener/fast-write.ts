@@ -256,8 +256,8 @@ export function writeHeadAndBodySoon(
  * The hold is at most one pass of the poll phase: the flush runs from `setImmediate`, in the check
  * phase of the same loop iteration. Only writes below {@link HOLD_BELOW_BYTES} are held; a read
  * that size is the last one libuv makes from that socket in the pass, so each source holds at most
- * one write at a time. Order on a socket is kept: a write that cannot be held (large, or the
- * Writable has something pending) first dispatches what is held for the socket; callers end a
+ * one write at a time. Order on a socket is kept: a write too large to hold, or made by any other
+ * function here, first dispatches what is held for the socket; callers end a
  * socket with {@link endAfterHeld}, and call {@link flushHeld} before they write to it through
  * `socket.write()`. When a held write then stays pending in the kernel's send buffer, its owner is
  * told ({@link HeldWriteOwner}) and pauses its source, as an immediate write's `false` would have
@@ -338,7 +338,8 @@ export function endAfterHeld(socket: Socket): void {
 
 /**
  * Writes `data` to `socket` at the end of this poll phase (see above), or now when it is too large
- * to hold or the socket's Writable has writes of its own pending. Returns false only for a write
+ * to hold. Whether the socket can take a write directly is checked once, when the held write is
+ * dispatched (`writeNow` falls back to `socket.write()`). Returns false only for a write
  * made now that the caller must wait on ('drain'); a held write that stays pending is reported to
  * `owner` instead. `recycled` is as for {@link writeFast}.
  */
@@ -349,7 +350,7 @@ export function writeSoon(
   owner: HeldWriteOwner | null,
 ): boolean {
   const s = socket as HoldingSocket;
-  if (data.length >= HOLD_BELOW_BYTES || idleHandle(s) === null) {
+  if (data.length >= HOLD_BELOW_BYTES) {
     flushHeld(s);
     return writeNow(s, data, recycled);
   }
