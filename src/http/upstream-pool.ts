@@ -7,7 +7,7 @@
  * least likely to have been closed by the upstream's own idle timer).
  */
 import { connect, type Socket } from 'node:net';
-import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
+import { FAST_READ, type FastSocket, kOnData, readDirect } from '../listener/fast-read.ts';
 import type { TargetState } from '../policy/target-state.ts';
 
 const kConn = Symbol('switchyard.upstream');
@@ -90,6 +90,7 @@ function onConnect(this: UpstreamSocket): void {
   const conn = this[kConn]!;
   conn.connected = true;
   this.setTimeout(0);
+  readDirect(this);
   this.removeListener('timeout', onConnectTimeout);
   const user = conn.user;
   if (user === null) conn.pool.release(conn, true);

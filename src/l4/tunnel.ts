@@ -9,7 +9,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { SwitchyardError } from '../errors.ts';
-import { FAST_READ, type FastSocket, kOnData } from '../listener/fast-read.ts';
+import { FAST_READ, type FastSocket, kOnData, readDirect } from '../listener/fast-read.ts';
 import { endAfterHeld, flushHeld, type HeldWriteOwner, writeSoon } from '../listener/fast-write.ts';
 import { firstTarget } from '../policy/load-balancer.ts';
 import type { TargetState } from '../policy/target-state.ts';
@@ -238,6 +238,7 @@ function onUpstreamConnect(this: TunnelSocket): void {
     this.destroy();
     return;
   }
+  readDirect(this);
   tunnel.joined();
 }
 

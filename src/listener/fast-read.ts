@@ -69,15 +69,84 @@ export function recycle(chunk: Uint8Array): void {
   if (freeMemory.length < RECYCLE_MAX_FREE) freeMemory.push(memory);
 }
 
-function onRead(this: FastSocket, length: number, buffer: Uint8Array): boolean {
+/** Copies `length` bytes out of the shared buffer and hands them to the socket's consumer. */
+function deliver(socket: FastSocket, length: number): void {
   // Buffer.allocUnsafe takes small sizes from Node's 8 KiB pool: no malloc for typical reads.
   const chunk = length < RECYCLE_MIN ? Buffer.allocUnsafe(length) : recycledChunk(length);
-  (buffer as Buffer).copy(chunk, 0, 0, length);
-  this[kOnData](chunk);
+  SHARED.copy(chunk, 0, 0, length);
+  socket[kOnData](chunk);
+}
+
+function onRead(this: FastSocket, length: number): boolean {
+  deliver(this, length);
   return true;
 }
 
 function ignore(): void {}
+
+/** The parts of a connected TCP handle (node's TCPWrap) that {@link readDirect} uses. */
+interface ReadHandle {
+  onread: (this: ReadHandle, arrayBuffer: ArrayBuffer | undefined) => unknown;
+  [kReader]?: FastSocket;
+}
+
+const kReader = Symbol('switchyard.reader');
+
+/**
+ * Node's stream_wrap binding, or null. `process.binding('stream_wrap')` is in Node's allow-list
+ * (DEP0111 is documentation-only unless `--pending-deprecation`); its users here and in
+ * fast-write.ts check the parts they need and fall back to the public paths without them.
+ */
+export const streamWrap: Readonly<Record<string, unknown>> | null = (() => {
+  try {
+    return (process as unknown as { binding(name: string): Record<string, unknown> }).binding('stream_wrap');
+  } catch {
+    return null;
+  }
+})();
+
+/** `streamBaseState`: where libuv's read count is left for `onread`, at `kReadBytesOrError`. */
+const readBytes =
+  streamWrap?.streamBaseState instanceof Int32Array && typeof streamWrap.kReadBytesOrError === 'number'
+    ? streamWrap.streamBaseState
+    : undefined;
+const kReadBytes = (streamWrap?.kReadBytesOrError as number | undefined) ?? 0;
+/** Node's own `onread` of stream handles (onStreamRead), taken from the first handle seen. */
+let nodeOnread: ReadHandle['onread'] | null = null;
+
+/**
+ * The handle's `onread` once {@link readDirect} installed it: a read of data goes straight to the
+ * socket's consumer; EOF, errors and empty reads go to Node's own onStreamRead as before.
+ */
+function directRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): unknown {
+  const socket = this[kReader] as FastSocket & { _handle: unknown };
+  const length = (readBytes as Int32Array)[kReadBytes];
+  // A destroyed socket has let go of its handle (and libuv stopped reading it when it closed).
+  if (length > 0 && socket._handle === this) {
+    deliver(socket, length);
+    return undefined;
+  }
+  return (nodeOnread as ReadHandle['onread']).call(this, arrayBuffer);
+}
+
+/**
+ * Lets a connected socket read through {@link FAST_READ} skip Node's onStreamRead for reads of
+ * data: the handle calls {@link directRead}, which finds the socket on the handle itself. What
+ * that skips, per read: about eight property loads keyed by symbols on the socket (megamorphic,
+ * as sockets differ in shape), the `bufferGen` check, and the refresh of a `setTimeout` timer.
+ * Callers use `setTimeout` only while connecting, before any read, and time idleness with
+ * sweepers, so a read not refreshing that timer changes nothing for them. Bench: http-small and
+ * tcp-small (docs/benchmarks.md). Call it once the socket is connected: a connect that tries
+ * several addresses replaces the handle on the way. Without the binding this does nothing.
+ */
+export function readDirect(socket: FastSocket): void {
+  const handle = (socket as unknown as { _handle: ReadHandle | null })._handle;
+  if (readBytes === undefined || handle === null || handle === undefined) return;
+  if (nodeOnread === null) nodeOnread = handle.onread;
+  if (handle.onread !== nodeOnread) return;
+  handle[kReader] = socket;
+  handle.onread = directRead;
+}
 
 /** The `onread` option for `net.connect` and `new net.Socket`. */
 export const FAST_READ: OnReadOpts = Object.freeze({ buffer: SHARED, callback: onRead as OnReadOpts['callback'] });
@@ -101,6 +170,7 @@ export function adoptAccepted(accepted: Socket, options: Pick<SocketConstructorO
   socket._server = internal._server;
   internal._server = null;
   socket[kOnData] = ignore;
+  readDirect(socket);
   return socket;
 }
 
@@ -144,6 +214,7 @@ export function acceptFast(server: Server, allowHalfOpen: boolean, onSocket: (so
     socket.server = server;
     socket._server = server;
     socket[kOnData] = ignore;
+    readDirect(socket);
     onSocket(socket);
   };
   return true;

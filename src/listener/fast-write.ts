@@ -19,13 +19,12 @@
  * - a write the kernel did not take at once is tracked here: {@link needsDrain} reports it and the
  *   socket emits 'drain' once the last one completes, as the Writable would.
  *
- * The WriteWrap constructor comes from `process.binding('stream_wrap')`, which is in Node's
- * allow-list (DEP0111 is documentation-only unless `--pending-deprecation`). If it is ever
- * missing, every write takes the public path and nothing is recycled.
+ * The WriteWrap constructor comes from Node's stream_wrap binding ({@link streamWrap}). If it is
+ * ever missing, every write takes the public path and nothing is recycled.
  */
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { recycle } from './fast-read.ts';
+import { recycle, streamWrap } from './fast-read.ts';
 
 interface WriteReq {
   handle: StreamHandle;
@@ -51,14 +50,10 @@ interface StreamWrapBinding {
 }
 
 function loadBinding(): StreamWrapBinding | null {
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamWrapBinding> }).binding('stream_wrap');
-    if (typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array)) return null;
-    if (typeof b.kLastWriteWasAsync !== 'number') return null;
-    return b as StreamWrapBinding;
-  } catch {
-    return null;
-  }
+  const b = streamWrap as Partial<StreamWrapBinding> | null;
+  if (b === null || typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array)) return null;
+  if (typeof b.kLastWriteWasAsync !== 'number') return null;
+  return b as StreamWrapBinding;
 }
 
 const binding = loadBinding();

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { test } from 'node:test';
+import { acceptFast, FAST_READ, type FastSocket, kOnData, readDirect } from './fast-read.ts';
+
+interface Handle {
+  onread: unknown;
+}
+
+/** A listener whose accepted sockets read through FAST_READ (and readDirect, via acceptFast). */
+async function fastServer(): Promise<{ server: Server; port: number; accepted: Promise<FastSocket> }> {
+  const server = createServer({ allowHalfOpen: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  let resolve!: (socket: FastSocket) => void;
+  const accepted = new Promise<FastSocket>((r) => {
+    resolve = r;
+  });
+  assert.equal(
+    acceptFast(server, true, (socket) => resolve(socket)),
+    true,
+  );
+  return { server, port: (server.address() as { port: number }).port, accepted };
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.close();
+  await once(server, 'close');
+}
+
+test('a socket reading directly gets its data through kOnData and its FIN through Node as before', async () => {
+  const { server, port, accepted } = await fastServer();
+  const peer = connect({ port, host: '127.0.0.1' });
+  const socket = await accepted;
+  try {
+    // The accepted socket's handle no longer calls Node's onStreamRead for data.
+    const peerHandle = (peer as unknown as { _handle: Handle })._handle;
+    assert.notEqual((socket as unknown as { _handle: Handle })._handle.onread, peerHandle.onread);
+    const chunks: string[] = [];
+    socket[kOnData] = (chunk) => chunks.push(chunk.toString('latin1'));
+    const ended = once(socket, 'end');
+    socket.resume();
+    peer.write('first');
+    await new Promise((r) => setTimeout(r, 20));
+    peer.end('second');
+    await ended;
+    assert.equal(chunks.join(''), 'firstsecond');
+  } finally {
+    peer.destroy();
+    socket.destroy();
+    await closeServer(server);
+  }
+});
+
+test('a paused direct reader takes nothing until resumed', async () => {
+  const { server, port, accepted } = await fastServer();
+  const peer = connect({ port, host: '127.0.0.1' });
+  const socket = await accepted;
+  try {
+    const chunks: string[] = [];
+    socket[kOnData] = (chunk) => chunks.push(chunk.toString('latin1'));
+    peer.write('waiting');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(chunks, [], 'accepted sockets start paused');
+    const ended = once(socket, 'end');
+    socket.resume();
+    peer.end();
+    await ended;
+    assert.equal(chunks.join(''), 'waiting');
+  } finally {
+    peer.destroy();
+    socket.destroy();
+    await closeServer(server);
+  }
+});
+
+test('a socket destroyed while handling a read gets no more data', async () => {
+  const { server, port, accepted } = await fastServer();
+  const peer = connect({ port, host: '127.0.0.1' });
+  const socket = await accepted;
+  try {
+    let calls = 0;
+    socket[kOnData] = () => {
+      calls++;
+      socket.destroy();
+    };
+    socket.resume();
+    peer.write('a');
+    await once(socket, 'close');
+    peer.write('b');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(calls, 1);
+  } finally {
+    peer.destroy();
+    await closeServer(server);
+  }
+});
+
+test('an outgoing socket reads directly once connected; a read error still fails it', async () => {
+  const server = createServer((s: Socket) => {
+    s.write('hello');
+    // A reset after the data: the reader sees ECONNRESET through Node's own path.
+    setTimeout(() => s.resetAndDestroy(), 20);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  const socket = connect({ port, host: '127.0.0.1', onread: FAST_READ }) as FastSocket;
+  const chunks: string[] = [];
+  socket[kOnData] = (chunk) => chunks.push(chunk.toString('latin1'));
+  try {
+    await once(socket, 'connect');
+    const before = (socket as unknown as { _handle: Handle })._handle.onread;
+    readDirect(socket);
+    const after = (socket as unknown as { _handle: Handle })._handle.onread;
+    assert.notEqual(after, before);
+    // Installing twice changes nothing.
+    readDirect(socket);
+    assert.equal((socket as unknown as { _handle: Handle })._handle.onread, after);
+    const [error] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(error.code, 'ECONNRESET');
+    assert.equal(chunks.join(''), 'hello');
+  } finally {
+    socket.destroy();
+    await closeServer(server);
+  }
+});
