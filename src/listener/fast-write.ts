@@ -63,8 +63,17 @@ const kAsync = binding?.kLastWriteWasAsync ?? 0;
 
 const kPending = Symbol('switchyard.pendingWrites');
 
+/** The parts of a Writable's `_writableState` that {@link idleHandle} reads. */
+interface WritableState {
+  length: number;
+  corked: number;
+  readonly ending: boolean;
+  readonly destroyed: boolean;
+}
+
 interface InternalSocket extends Socket {
   _handle: StreamHandle | null;
+  _writableState: WritableState;
   _unrefTimer(): void;
   [kPending]?: number;
 }
@@ -100,8 +109,11 @@ function idleHandle(socket: InternalSocket): StreamHandle | null {
   if (WriteWrap === undefined) return null;
   const handle = socket._handle;
   if (handle === null || handle === undefined) return null;
-  if (socket.writableLength !== 0 || socket.writableCorked !== 0 || socket.connecting) return null;
-  if (socket.writableEnded || socket.destroyed) return null;
+  // The Writable's own state, read directly: one load where the socket's getters (writableLength,
+  // writableCorked, writableEnded, destroyed) would each look it up again on a socket whose shape
+  // varies (megamorphic). Its fields and getters are what those getters read.
+  const ws = socket._writableState;
+  if (ws.length !== 0 || ws.corked !== 0 || ws.ending || ws.destroyed || socket.connecting) return null;
   return handle;
 }
 
