@@ -133,3 +133,23 @@ test("a held write that stays pending is reported to its owner, and 'drain' foll
     await p.close();
   }
 });
+
+test('direct writes refresh a socket timeout as socket.write() does', async () => {
+  const p = await pair();
+  try {
+    p.remote.resume();
+    let timedOut = false;
+    p.local.setTimeout(400, () => {
+      timedOut = true;
+    });
+    // 800 ms of writes 50 ms apart: well past the timeout, which each write pushes back.
+    for (let i = 0; i < 16; i++) {
+      writeFast(p.local, Buffer.from('x'));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(timedOut, false);
+    await once(p.local, 'timeout');
+  } finally {
+    await p.close();
+  }
+});

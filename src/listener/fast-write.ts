@@ -100,7 +100,7 @@ function onComplete(this: WriteReq, status: number): void {
     socket.destroy(writeError(status));
     return;
   }
-  socket._unrefTimer();
+  refreshTimer(socket);
   if (socket[kPending] === 0 && !socket.writableNeedDrain) socket.emit('drain');
 }
 
@@ -139,9 +139,18 @@ function newReq(handle: StreamHandle, socket: Socket, recycled: Buffer | null): 
   return req;
 }
 
+/**
+ * Refreshes the socket's `setTimeout` timer, as _writeGeneric does, when it has one: most of ours
+ * have none (`timeout` unset, or 0 once cleared after connecting), and for those the call would
+ * only walk the socket and its parents with symbol-keyed loads.
+ */
+function refreshTimer(socket: InternalSocket): void {
+  if (socket.timeout) socket._unrefTimer();
+}
+
 /** After a dispatched write: fail the socket on error; track a write left pending. */
 function dispatched(socket: InternalSocket, req: WriteReq, err: number, data: unknown): boolean {
-  socket._unrefTimer();
+  refreshTimer(socket);
   if (err !== 0) {
     socket.destroy(writeError(err));
     return false;
@@ -301,11 +310,13 @@ function dispatchHeld(
   owner: HeldWriteOwner | null,
 ): void {
   socket[kHeld]!--;
-  if (socket.destroyed) {
+  // The Writable's state rather than the socket's `destroyed` getter (see idleHandle).
+  const ws = socket._writableState;
+  if (ws.destroyed) {
     if (recycled) recycle(data as Buffer);
     return;
   }
-  if (!writeNow(socket, data, recycled) && owner !== null && !socket.destroyed) owner.heldWriteStalled(socket);
+  if (!writeNow(socket, data, recycled) && owner !== null && !ws.destroyed) owner.heldWriteStalled(socket);
 }
 
 function flushAll(): void {
