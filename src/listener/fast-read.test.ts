@@ -126,3 +126,28 @@ test('an outgoing socket reads directly once connected; a read error still fails
     await closeServer(server);
   }
 });
+
+test('reads refresh a socket timeout as they do through Node', async () => {
+  const { server, port, accepted } = await fastServer();
+  const peer = connect({ port, host: '127.0.0.1' });
+  const socket = await accepted;
+  try {
+    socket[kOnData] = () => {};
+    socket.resume();
+    let timedOut = false;
+    socket.setTimeout(400, () => {
+      timedOut = true;
+    });
+    // 800 ms of data 50 ms apart: well past the timeout, which each read pushes back.
+    for (let i = 0; i < 16; i++) {
+      peer.write('x');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(timedOut, false);
+    await once(socket, 'timeout');
+  } finally {
+    peer.destroy();
+    socket.destroy();
+    await closeServer(server);
+  }
+});

@@ -119,10 +119,12 @@ let nodeOnread: ReadHandle['onread'] | null = null;
  * socket's consumer; EOF, errors and empty reads go to Node's own onStreamRead as before.
  */
 function directRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): unknown {
-  const socket = this[kReader] as FastSocket & { _handle: unknown };
+  const socket = this[kReader] as FastSocket & { _handle: unknown; _unrefTimer(): void };
   const length = (readBytes as Int32Array)[kReadBytes];
   // A destroyed socket has let go of its handle (and libuv stopped reading it when it closed).
   if (length > 0 && socket._handle === this) {
+    // As onStreamRead does, a read refreshes a `setTimeout` timer, for the sockets that have one.
+    if (socket.timeout) socket._unrefTimer();
     deliver(socket, length);
     return undefined;
   }
@@ -133,11 +135,10 @@ function directRead(this: ReadHandle, arrayBuffer: ArrayBuffer | undefined): unk
  * Lets a connected socket read through {@link FAST_READ} skip Node's onStreamRead for reads of
  * data: the handle calls {@link directRead}, which finds the socket on the handle itself. What
  * that skips, per read: about eight property loads keyed by symbols on the socket (megamorphic,
- * as sockets differ in shape), the `bufferGen` check, and the refresh of a `setTimeout` timer.
- * Callers use `setTimeout` only while connecting, before any read, and time idleness with
- * sweepers, so a read not refreshing that timer changes nothing for them. Bench: http-small and
- * tcp-small (docs/benchmarks.md). Call it once the socket is connected: a connect that tries
- * several addresses replaces the handle on the way. Without the binding this does nothing.
+ * as sockets differ in shape), the `bufferGen` check, and the walk for a `setTimeout` timer on
+ * sockets that have none. Bench: http-small and tcp-small (docs/benchmarks.md). Call it once the
+ * socket is connected: a connect that tries several addresses replaces the handle on the way.
+ * Without the binding this does nothing.
  */
 export function readDirect(socket: FastSocket): void {
   const handle = (socket as unknown as { _handle: ReadHandle | null })._handle;
