@@ -26,7 +26,8 @@ const DOC = join(REPO_ROOT, 'docs', 'benchmarks.md');
 // Many short rounds rather than one long run per contender: load from other users of a shared
 // machine comes in bursts, and rotating short rounds spreads a burst over all contenders. Measured
 // on the 2-core dev VM: one 10 s run per contender gave switchyard/haproxy anywhere from 0.45x to
-// 0.73x depending on the round; the median of 3 rotated rounds is what docs/benchmarks.md quotes.
+// 0.73x depending on the round; the median of 3 rotated rounds is what docs/benchmarks.md quotes
+// (9 for tcp-small and http-small, whose goals lie within that spread: GOAL_ROUNDS in compare.ts).
 const DEFAULT_DURATION_S = 5;
 const DEFAULT_ROUNDS = 3;
 
@@ -39,7 +40,8 @@ Options:
   --quick              smoke run (~30 s): 3 s measured, 1 s warm-up, 1 round
   --duration S         seconds of each measured run (default 5)
   --warmup S           seconds of warm-up before each measured run (default 1)
-  --rounds N           measured runs per contender, in rotated order (default 3; 1 with --quick)
+  --rounds N           measured runs per contender, in rotated order (default 3, and 9 for
+                       tcp-small and http-small; 1 with --quick)
   --only NAME[,NAME]   run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')})
   --pin                taskset: load generator and backend on CPU 0, proxy under test on CPU 1
   --switchyard DIR     Switchyard checkout to measure (default: this repository)
@@ -125,6 +127,7 @@ async function parseCli(argv: string[]): Promise<Cli | null> {
       durationS: positive('duration', values.duration, quick ? 3 : DEFAULT_DURATION_S),
       warmupS: positive('warmup', values.warmup, 1, true),
       rounds: positive('rounds', values.rounds, quick ? 1 : DEFAULT_ROUNDS),
+      roundsExplicit: quick || values.rounds !== undefined,
       pin: values.pin === true,
       switchyardRoot: resolve(values.switchyard ?? REPO_ROOT),
       nodeBinary: await nodeBinary(),

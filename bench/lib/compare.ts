@@ -3,7 +3,7 @@
  * other, in rounds; each gets a warm-up, a measured wrk run and a memory reading; ratios compare
  * Switchyard with the others. Scenarios describe contenders and load; this file does the rest.
  */
-import type { ScenarioContext } from './context.ts';
+import type { RunOptions, ScenarioContext } from './context.ts';
 import { cpuSeconds } from './cpu.ts';
 import { type MemorySample, sampleMemory } from './memory.ts';
 import { LOOPBACK } from './ports.ts';
@@ -54,6 +54,12 @@ export interface Comparison {
    * page as a request like any other.
    */
   readonly check?: (origin: string, load: WrkLoad) => Promise<void>;
+  /**
+   * Rounds to measure unless the command line sets them: for scenarios whose goal ratio lies
+   * within the spread of single rounds, where 3 rounds cannot tell met from missed (round-to-round
+   * ratios of 0.76x-1.07x on tcp-small, docs/benchmarks.md "Issues 2 and 3 across runs").
+   */
+  readonly goalRounds?: number;
 }
 
 /**
@@ -219,6 +225,15 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   }
 }
 
+/** {@link Comparison.goalRounds} of tcp-small and http-small, whose goals are within a round's spread. */
+export const GOAL_ROUNDS = 9;
+
+/** Rounds a comparison measures: `--rounds` when given, else at least the scenario's goalRounds. */
+export function roundsOf(options: RunOptions, comparison: Pick<Comparison, 'goalRounds'>): number {
+  if (options.roundsExplicit) return options.rounds;
+  return Math.max(options.rounds, comparison.goalRounds ?? 0);
+}
+
 /**
  * Starts every contender, measures each `ctx.options.rounds` times (rotating the order each round
  * so slow drift of a shared machine does not always hit the same one), reads memory, and
@@ -230,8 +245,9 @@ export async function compare(
   comparison: Comparison,
 ): Promise<Pick<ScenarioResult, 'contenders' | 'ratios' | 'primary'>> {
   const live = await startAll(ctx, comparison);
-  for (let round = 0; round < ctx.options.rounds; round++) {
-    if (ctx.options.rounds > 1) ctx.log(` round ${round + 1}/${ctx.options.rounds}`);
+  const rounds = roundsOf(ctx.options, comparison);
+  for (let round = 0; round < rounds; round++) {
+    if (rounds > 1) ctx.log(` round ${round + 1}/${rounds}`);
     const order = live.map((_, i) => live[(i + round) % live.length]);
     for (const entry of order) {
       ctx.signal.throwIfAborted();

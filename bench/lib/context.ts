@@ -14,6 +14,11 @@ export interface RunOptions {
   readonly warmupS: number;
   /** Measured runs per contender; contenders take turns, in a rotated order each round. */
   readonly rounds: number;
+  /**
+   * Whether `rounds` was asked for (`--rounds`, `--quick`); otherwise a scenario may measure more
+   * rounds than `rounds` ({@link Comparison.goalRounds}).
+   */
+  readonly roundsExplicit: boolean;
   /** Pin load generator and backend to CPU 0 and the proxy under test to CPU 1 (taskset). */
   readonly pin: boolean;
   /** Repository root of the Switchyard to measure (default: the one holding this harness). */

@@ -150,6 +150,8 @@ export interface HttpScenarioSpec {
   /** The response, for the docs. */
   readonly response: string;
   readonly goals: readonly Goal[];
+  /** See {@link Comparison.goalRounds}. */
+  readonly goalRounds?: number;
 }
 
 /**
@@ -164,6 +166,7 @@ export async function runHttpScenario(ctx: ScenarioContext, spec: HttpScenarioSp
     contenders: httpProxyContenders(backend.port, ctx.peers.versions),
     ratios: HTTP_PROXY_RATIOS,
     primary: 'requestsPerS',
+    goalRounds: spec.goalRounds,
   };
   const result = await compare(ctx, comparison);
   const notes: string[] = [];

@@ -111,6 +111,8 @@ function scenarioSection(s: ScenarioResult): string {
   );
   if (s.error) lines.push(`**Scenario failed:** ${s.error}`, '');
   const loadless = s.contenders.length > 0 && s.contenders.every((c) => c.summary === null && c.rounds.length === 0);
+  const rounds = Math.max(0, ...s.contenders.map((c) => c.rounds.length));
+  if (!loadless && rounds > 0) lines.push(`Rounds: ${rounds}.`, '');
   if (loadless) lines.push(...memoryTable(s.contenders));
   else if (s.contenders.length > 0) {
     lines.push(
@@ -153,7 +155,7 @@ export function renderResults(results: RunResults): string {
       `Load average at start: ${results.loadAverage.map((l) => l.toFixed(2)).join(', ')}.`,
     '',
     `Each contender: ${o.warmupS} s warm-up, then ${o.durationS} s measured, ${o.rounds} round${o.rounds === 1 ? '' : 's'} ` +
-      `(figures are the median over rounds), ${o.pin ? 'load generator and backend pinned to CPU 0, proxy to CPU 1' : 'no CPU pinning'}. ` +
+      `or as many as the scenario says (figures are the median over rounds), ${o.pin ? 'load generator and backend pinned to CPU 0, proxy to CPU 1' : 'no CPU pinning'}. ` +
       "Latency in milliseconds as wrk measures it. Proxy CPU is user plus system time of the proxy's " +
       'processes during the measured run (100% = one core); RSS sums every process of the proxy ' +
       '(master and worker for nginx).',

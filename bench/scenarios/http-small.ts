@@ -2,6 +2,7 @@
  * Small keep-alive exchanges through an HTTP reverse proxy: per-request overhead of parsing,
  * routing, header rewriting and upstream pooling. The headline scenario of issue 3.
  */
+import { GOAL_ROUNDS } from '../lib/compare.ts';
 import type { Scenario, ScenarioContext } from '../lib/context.ts';
 import { HTTP_PROXY_PEERS, runHttpScenario, SMALL_KEEPALIVE_GOALS } from '../lib/http-proxies.ts';
 import type { ScenarioResult } from '../lib/results.ts';
@@ -21,6 +22,7 @@ export const httpSmall: Scenario = {
       load: LOAD,
       response: '200, 100-byte text body from config (about 250 bytes with headers)',
       goals: SMALL_KEEPALIVE_GOALS,
+      goalRounds: GOAL_ROUNDS,
     });
   },
 };

@@ -2,7 +2,7 @@
  * Small keep-alive HTTP exchanges through a TCP forward: the cost per read/write round trip of
  * the L4 path, where a proxy's per-chunk overhead dominates.
  */
-import { compare } from '../lib/compare.ts';
+import { compare, GOAL_ROUNDS } from '../lib/compare.ts';
 import type { Scenario, ScenarioContext } from '../lib/context.ts';
 import { startNginxBackend } from '../lib/nginx.ts';
 import type { ScenarioResult } from '../lib/results.ts';
@@ -23,6 +23,7 @@ export const tcpSmall: Scenario = {
       contenders: tcpForwardContenders(backend.port, ctx.peers.versions),
       ratios: TCP_FORWARD_RATIOS,
       primary: 'requestsPerS',
+      goalRounds: GOAL_ROUNDS,
     });
     return {
       name: this.name,
