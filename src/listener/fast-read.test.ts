@@ -29,10 +29,24 @@ async function closeServer(server: Server): Promise<void> {
   await once(server, 'close');
 }
 
-test('a socket reading directly gets its data through kOnData and its FIN through Node as before', async () => {
+/** A client connected to a {@link fastServer}, its accepted socket, and one call to close all. */
+async function fastPair(): Promise<{ peer: Socket; socket: FastSocket; close(): Promise<void> }> {
   const { server, port, accepted } = await fastServer();
   const peer = connect({ port, host: '127.0.0.1' });
   const socket = await accepted;
+  return {
+    peer,
+    socket,
+    async close() {
+      peer.destroy();
+      socket.destroy();
+      await closeServer(server);
+    },
+  };
+}
+
+test('a socket reading directly gets its data through kOnData and its FIN through Node as before', async () => {
+  const { peer, socket, close } = await fastPair();
   try {
     // The accepted socket's handle no longer calls Node's onStreamRead for data.
     const peerHandle = (peer as unknown as { _handle: Handle })._handle;
@@ -47,16 +61,12 @@ test('a socket reading directly gets its data through kOnData and its FIN throug
     await ended;
     assert.equal(chunks.join(''), 'firstsecond');
   } finally {
-    peer.destroy();
-    socket.destroy();
-    await closeServer(server);
+    await close();
   }
 });
 
 test('a paused direct reader takes nothing until resumed', async () => {
-  const { server, port, accepted } = await fastServer();
-  const peer = connect({ port, host: '127.0.0.1' });
-  const socket = await accepted;
+  const { peer, socket, close } = await fastPair();
   try {
     const chunks: string[] = [];
     socket[kOnData] = (chunk) => chunks.push(chunk.toString('latin1'));
@@ -69,16 +79,12 @@ test('a paused direct reader takes nothing until resumed', async () => {
     await ended;
     assert.equal(chunks.join(''), 'waiting');
   } finally {
-    peer.destroy();
-    socket.destroy();
-    await closeServer(server);
+    await close();
   }
 });
 
 test('a socket destroyed while handling a read gets no more data', async () => {
-  const { server, port, accepted } = await fastServer();
-  const peer = connect({ port, host: '127.0.0.1' });
-  const socket = await accepted;
+  const { peer, socket, close } = await fastPair();
   try {
     let calls = 0;
     socket[kOnData] = () => {
@@ -92,8 +98,7 @@ test('a socket destroyed while handling a read gets no more data', async () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(calls, 1);
   } finally {
-    peer.destroy();
-    await closeServer(server);
+    await close();
   }
 });
 
@@ -128,9 +133,7 @@ test('an outgoing socket reads directly once connected; a read error still fails
 });
 
 test('reads refresh a socket timeout as they do through Node', async () => {
-  const { server, port, accepted } = await fastServer();
-  const peer = connect({ port, host: '127.0.0.1' });
-  const socket = await accepted;
+  const { peer, socket, close } = await fastPair();
   try {
     socket[kOnData] = () => {};
     socket.resume();
@@ -146,8 +149,6 @@ test('reads refresh a socket timeout as they do through Node', async () => {
     assert.equal(timedOut, false);
     await once(socket, 'timeout');
   } finally {
-    peer.destroy();
-    socket.destroy();
-    await closeServer(server);
+    await close();
   }
 });
