@@ -229,13 +229,13 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
 export const GOAL_ROUNDS = 9;
 
 /** Rounds a comparison measures: `--rounds` when given, else at least the scenario's goalRounds. */
-export function roundsOf(options: RunOptions, comparison: Pick<Comparison, 'goalRounds'>): number {
+function roundsOf(options: RunOptions, comparison: Pick<Comparison, 'goalRounds'>): number {
   if (options.roundsExplicit) return options.rounds;
   return Math.max(options.rounds, comparison.goalRounds ?? 0);
 }
 
 /**
- * Starts every contender, measures each `ctx.options.rounds` times (rotating the order each round
+ * Starts every contender, measures each {@link roundsOf} times (rotating the order each round
  * so slow drift of a shared machine does not always hit the same one), reads memory, and
  * computes ratios. A contender that fails (to start, the `check`, or under load with more than 1%
  * of requests failing) is reported with its error and left out of the ratios; the others still run.
