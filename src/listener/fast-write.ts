@@ -5,7 +5,7 @@
  * `socket.write()` goes through Writable.write, _write, Socket._writeGeneric and writeGeneric
  * (cork/uncork through clearBuffer and _writev) before it reaches the handle's writeBuffer or
  * writev, and it tells the caller nothing about when the memory is free again. When the Writable
- * holds nothing, {@link writeFast} and {@link writeHeadAndBody} call the handle directly, as
+ * holds nothing, {@link writeSoon} and {@link writeHeadAndBody} call the handle directly, as
  * writeGeneric does, and fall back to `socket.write()` whenever it holds anything (corked,
  * buffered, connecting, ended). Order is kept either way: libuv queues every write of a stream in
  * call order, and the direct path is only taken when the Writable has nothing of its own pending.
@@ -170,17 +170,11 @@ function dispatched(socket: InternalSocket, req: WriteReq, err: number, data: un
 }
 
 /**
- * Writes a Buffer, or a string as latin1, like `socket.write(data)` would. Returns false when the
- * caller should wait for 'drain' before writing more. With `recycled`, `data` is a chunk read
- * through fast-read (or a view of one) that the caller keeps no reference to: it is handed back
- * for reuse once written.
+ * Writes a Buffer, or a string as latin1, like `socket.write(data)` would, now; callers first
+ * dispatch what is held for the socket. Returns false when the caller should wait for 'drain'
+ * before writing more. With `recycled`, `data` is a chunk read through fast-read (or a view of
+ * one) that the caller keeps no reference to: it is handed back for reuse once written.
  */
-export function writeFast(socket: Socket, data: Buffer | string, recycled = false): boolean {
-  if ((socket as HoldingSocket)[kHeld]) flushHeld(socket);
-  return writeNow(socket as InternalSocket, data, recycled);
-}
-
-/** {@link writeFast} without the check for held writes. */
 function writeNow(socket: InternalSocket, data: Buffer | string, recycled: boolean): boolean {
   const handle = idleHandle(socket);
   if (handle === null) return typeof data === 'string' ? socket.write(data, 'latin1') : socket.write(data);
@@ -203,7 +197,7 @@ const COPY_BELOW_BYTES = 4096;
 /**
  * Writes a head (a latin1 string or bytes, or none) and then `chunks`, like cork, a write of each and uncork would:
  * one buffer or one writev, never a write per piece. With `recycled`, the single chunk is a read
- * as for {@link writeFast}, handed back once the kernel (or the copy) has its bytes.
+ * as for {@link writeSoon}, handed back once the kernel (or the copy) has its bytes.
  */
 export function writeGathered(
   socket: Socket,
@@ -359,7 +353,8 @@ export function endAfterHeld(socket: Socket): void {
  * to hold. Whether the socket can take a write directly is checked once, when the held write is
  * dispatched (`writeNow` falls back to `socket.write()`). Returns false only for a write
  * made now that the caller must wait on ('drain'); a held write that stays pending is reported to
- * `owner` instead. `recycled` is as for {@link writeFast}.
+ * `owner` instead. With `recycled`, `data` is a chunk read through fast-read (or a view of one)
+ * that the caller keeps no reference to: it is handed back for reuse once written.
  */
 export function writeSoon(
   socket: Socket,
