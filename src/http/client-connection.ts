@@ -18,6 +18,7 @@ import { SwitchyardError } from '../errors.ts';
 import { Tunnel } from '../l4/tunnel.ts';
 import { type FastSocket, kOnData, recycle } from '../listener/fast-read.ts';
 import {
+  closeAfterHeld,
   endAfterHeld,
   flushHeld,
   type HeldWriteOwner,
@@ -907,6 +908,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
 
   /** Resets per-exchange state and either waits for the next request or ends the connection. */
   finishExchange(): void {
+    const req = this.req;
     this.req = null;
     this.route = null;
     this.action = null;
@@ -917,8 +919,14 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     if (!this.keepAlive) {
       this.state = S_CLOSING;
       this.deadline = this.engine.now + 5000;
-      this.buf = null;
-      endAfterHeld(this.socket);
+      // A client that asked for close and whose request was read in full sends nothing more: no
+      // need to wait for its FIN (closeAfterHeld). TLS ends with close_notify, through end().
+      if (req !== null && !req.keepAlive && this.reqBodyDone && this.buf === null && !this.match.tls) {
+        closeAfterHeld(this.socket);
+      } else {
+        this.buf = null;
+        endAfterHeld(this.socket);
+      }
       return;
     }
     this.state = S_IDLE;

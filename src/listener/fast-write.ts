@@ -349,6 +349,23 @@ export function endAfterHeld(socket: Socket): void {
 }
 
 /**
+ * Closes `socket` after the writes held for it, for a peer that is known to send nothing more (a
+ * request that asked for `Connection: close`, read in full). When the kernel already has every
+ * byte, the descriptor is closed at once, as nginx does without lingering: the kernel sends what
+ * it holds, then FIN. Ending instead costs a shutdown request, then the peer's FIN as a read
+ * (end of stream, the Readable's end and destroy) before the close: a third of the
+ * connection's JavaScript on http-close (bench). Bytes arriving after the close draw a RST, and
+ * unread ones at the close would too and drop what is unsent, hence the caller's conditions. With a
+ * write still pending this is {@link endAfterHeld}.
+ */
+export function closeAfterHeld(socket: Socket): void {
+  flushHeld(socket);
+  const s = socket as InternalSocket;
+  if ((s[kPending] ?? 0) === 0 && idleHandle(s) !== null) socket.destroy();
+  else socket.end();
+}
+
+/**
  * Writes `data` to `socket` at the end of this poll phase (see above), or now when it is too large
  * to hold. Whether the socket can take a write directly is checked once, when the held write is
  * dispatched (`writeNow` falls back to `socket.write()`). Returns false only for a write
