@@ -27,7 +27,8 @@ const DOC = join(REPO_ROOT, 'docs', 'benchmarks.md');
 // machine comes in bursts, and rotating short rounds spreads a burst over all contenders. Measured
 // on the 2-core dev VM: one 10 s run per contender gave switchyard/haproxy anywhere from 0.45x to
 // 0.73x depending on the round; the median of 3 rotated rounds is what docs/benchmarks.md quotes
-// (9 for tcp-small and http-small, whose goals lie within that spread: GOAL_ROUNDS in compare.ts).
+// (9 for tcp-small, http-small and http-close, whose goals lie within that spread: GOAL_ROUNDS in
+// compare.ts).
 const DEFAULT_DURATION_S = 5;
 const DEFAULT_ROUNDS = 3;
 
@@ -41,7 +42,7 @@ Options:
   --duration S         seconds of each measured run (default 5)
   --warmup S           seconds of warm-up before each measured run (default 1)
   --rounds N           measured runs per contender, in rotated order (default 3, and 9 for
-                       tcp-small and http-small; 1 with --quick)
+                       tcp-small, http-small and http-close; 1 with --quick)
   --only NAME[,NAME]   run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')})
   --pin                taskset: load generator and backend on CPU 0, proxy under test on CPU 1
   --switchyard DIR     Switchyard checkout to measure (default: this repository)

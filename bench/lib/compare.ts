@@ -225,7 +225,7 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   }
 }
 
-/** {@link Comparison.goalRounds} of tcp-small and http-small, whose goals are within a round's spread. */
+/** {@link Comparison.goalRounds} of tcp-small, http-small and http-close, whose goals are within a round's spread. */
 export const GOAL_ROUNDS = 9;
 
 /** Rounds a comparison measures: `--rounds` when given, else at least the scenario's goalRounds. */
