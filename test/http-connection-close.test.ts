@@ -9,13 +9,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, connect, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Switchyard } from '../src/runtime/switchyard.ts';
+import type { Switchyard } from '../src/runtime/switchyard.ts';
 import { parseAll } from './helpers/http.ts';
+import { startHttpForward, waitForNoClients } from './helpers/http-forward.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { freePort } from './helpers/net.ts';
 
 const baseline = handleSnapshot();
 let upstream: Server;
@@ -35,24 +35,7 @@ before(async () => {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => res.end(`${req.method} ${req.url} ${Buffer.concat(chunks).length}`));
   });
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  port = await freePort();
-  proxy = await Switchyard.start({
-    bind: '127.0.0.1',
-    log: { level: 'silent' },
-    routes: [
-      {
-        name: 'r',
-        match: { ports: port },
-        action: {
-          type: 'forward',
-          mode: 'http',
-          targets: [`127.0.0.1:${(upstream.address() as AddressInfo).port}`],
-        },
-      },
-    ],
-  });
+  ({ proxy, port } = await startHttpForward(upstream));
 });
 
 after(async () => {
@@ -75,14 +58,6 @@ async function halfOpenClient(): Promise<{ socket: Socket; chunks: Buffer[]; err
   return { socket, chunks, errors, ended };
 }
 
-async function waitForNoClients(withinMs: number): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (proxy.ctx.http.connections.size > 0) {
-    if (Date.now() > deadline) assert.fail(`${proxy.ctx.http.connections.size} client connections left`);
-    await sleep(5);
-  }
-}
-
 test('a Connection: close request read in full is answered, then closed without waiting for the client', async () => {
   const requests = [
     ['GET /a HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', 'GET /a 0'],
@@ -99,7 +74,7 @@ test('a Connection: close request read in full is answered, then closed without 
     assert.equal(extra, undefined);
     // The client has not sent its FIN: the proxy's side is gone all the same, well before the
     // 5 s it gives a closing connection.
-    await waitForNoClients(1000);
+    await waitForNoClients(proxy, 1000);
     assert.deepEqual(client.errors, []);
     client.socket.end();
     await once(client.socket, 'close');
@@ -129,6 +104,6 @@ test('a client still sending when the response ends gets the response and no res
     assert.deepEqual(client.errors, []);
     assert.equal(proxy.ctx.http.connections.size, 1);
     client.socket.destroy();
-    await waitForNoClients(1000);
+    await waitForNoClients(proxy, 1000);
   }
 });

@@ -9,13 +9,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Switchyard } from '../../src/runtime/switchyard.ts';
+import type { Switchyard } from '../../src/runtime/switchyard.ts';
 import { parseAll } from '../helpers/http.ts';
+import { startHttpForward, waitForNoClients } from '../helpers/http-forward.ts';
 import { assertNoLeaks, handleSnapshot } from '../helpers/leaks.ts';
-import { freePort } from '../helpers/net.ts';
 
 const baseline = handleSnapshot();
 /** Requests whose body arrived whole, as `METHOD url:body`. */
@@ -36,24 +36,7 @@ before(async () => {
       res.end(text);
     });
   });
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  port = await freePort();
-  proxy = await Switchyard.start({
-    bind: '127.0.0.1',
-    log: { level: 'silent' },
-    routes: [
-      {
-        name: 'r',
-        match: { ports: port },
-        action: {
-          type: 'forward',
-          mode: 'http',
-          targets: [`127.0.0.1:${(upstream.address() as AddressInfo).port}`],
-        },
-      },
-    ],
-  });
+  ({ proxy, port } = await startHttpForward(upstream));
 });
 
 after(async () => {
@@ -106,13 +89,5 @@ test('a body the FIN cut short gets no response and never reaches the upstream w
   // Give a connection that was still opening the time to (wrongly) carry a request.
   await sleep(100);
   assert.deepEqual(completed, []);
-  await waitForNoClients();
+  await waitForNoClients(proxy, 2000);
 });
-
-async function waitForNoClients(): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (proxy.ctx.http.connections.size > 0) {
-    if (Date.now() > deadline) assert.fail(`${proxy.ctx.http.connections.size} client connections left`);
-    await sleep(5);
-  }
-}
