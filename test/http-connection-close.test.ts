@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Switchyard } from '../src/runtime/switchyard.ts';
 import { parseAll } from './helpers/http.ts';
-import { startHttpForward, waitForNoClients } from './helpers/http-forward.ts';
+import { startHttpForward, stopHttpForward, waitForNoClients } from './helpers/http-forward.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 
 const baseline = handleSnapshot();
@@ -39,10 +39,7 @@ before(async () => {
 });
 
 after(async () => {
-  await proxy.close();
-  upstream.closeAllConnections();
-  upstream.close();
-  await once(upstream, 'close');
+  await stopHttpForward(proxy, upstream);
   await assertNoLeaks(baseline);
 });
 

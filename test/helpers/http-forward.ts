@@ -1,6 +1,6 @@
 /**
- * A proxy with one HTTP forward route in front of a test's own upstream, and a wait for its HTTP
- * engine to let go of every client connection: the setup of the tests about how client
+ * A proxy with one HTTP forward route in front of a test's own upstream, its teardown, and a wait
+ * for its HTTP engine to let go of every client connection: the setup of the tests about how client
  * connections end.
  */
 import assert from 'node:assert/strict';
@@ -32,6 +32,14 @@ export async function startHttpForward(upstream: Server): Promise<{ proxy: Switc
     ],
   });
   return { proxy, port };
+}
+
+/** Closes what {@link startHttpForward} started: the proxy, then the upstream and its connections. */
+export async function stopHttpForward(proxy: Switchyard, upstream: Server): Promise<void> {
+  await proxy.close();
+  upstream.closeAllConnections();
+  upstream.close();
+  await once(upstream, 'close');
 }
 
 /** Resolves once the proxy's HTTP engine holds no client connection; fails after `withinMs`. */
