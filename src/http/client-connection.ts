@@ -95,6 +95,13 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
   /** Whether the peer is a trusted proxy (its X-Forwarded-* fields are kept and appended to). */
   readonly peerTrusted: boolean;
   readonly match: MatchContext;
+  /**
+   * The Host value of the last request and the name it gave: a keep-alive client sends the same
+   * Host on every request, and comparing it costs less than cutting and lower-casing it again (a
+   * fresh string, whose hash the route lookup then computes). Bench: http-small.
+   */
+  lastHost: string | null;
+  lastServerName: string | null;
   state: number;
   /** Coarse deadline (ms since epoch) checked by the engine's sweep; 0 for none. */
   deadline: number;
@@ -154,6 +161,8 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.clientIp = clientIp;
     this.peerTrusted = engine.trustedProxies?.matches(clientIp) === true;
     this.match = { port, serverName: null, clientIp, tls, path: null, headers: null, layer: 7 };
+    this.lastHost = null;
+    this.lastServerName = null;
     this.state = S_IDLE;
     this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;
     this.queueDeadline = 0;
@@ -302,7 +311,12 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
       return;
     }
     const match = this.match;
-    match.serverName = hostName(req.host);
+    const host = req.host;
+    if (host !== this.lastHost) {
+      this.lastHost = host;
+      this.lastServerName = hostName(host);
+    }
+    match.serverName = this.lastServerName;
     const target = req.target;
     const pathStart = Math.max(req.pathOffset, 0);
     const q = target.indexOf('?', pathStart);

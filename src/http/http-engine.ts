@@ -134,10 +134,14 @@ export class HttpEngine {
     return pool;
   }
 
-  /** A request ID: a per-process random prefix and a counter (unique, cheap, sortable per process). */
+  /**
+   * A request ID: a per-process random prefix and a decimal counter (unique, cheap). Decimal, since
+   * V8 turns a small integer into decimal text from a cache or a fast path, where base 36 takes a
+   * runtime call per request (bench: http-small).
+   */
   newRequestId(): string {
     this.#idCounter++;
-    return `${this.#idPrefix}-${this.#idCounter.toString(36)}`;
+    return `${this.#idPrefix}-${this.#idCounter}`;
   }
 
   /** Extra headers of a `respond` route, as a fresh flat list. */

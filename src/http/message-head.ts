@@ -86,7 +86,7 @@ export function buildRequestHead(
   const trusted = conn.peerTrusted;
   const idName = engine.requestIdHeader;
   const http10 = req.versionMinor === 0;
-  const tokens = req.connectionTokens;
+  const tokens = namedTokens(req.connectionTokens);
   const dropNames = edits.dropNames;
   const headers = req.headers;
   const text = req.text;
@@ -154,6 +154,22 @@ export function buildRequestHead(
     out += 'connection: close\r\n';
   }
   return `${out}\r\n`;
+}
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
+/**
+ * The Connection options whose same-named fields still need a look: none when the options are
+ * only `keep-alive` and `upgrade`, since Keep-Alive and Upgrade fields are dropped by kind anyway.
+ * That is what nearly every upstream sends (`Connection: keep-alive`), and it spares a name
+ * comparison per field. `close` stays: a field named Close is removed like any other option's.
+ */
+function namedTokens(tokens: readonly string[]): readonly string[] {
+  for (let k = 0; k < tokens.length; k++) {
+    // The parser gives these two as constant strings (framing.ts, parseConnection).
+    if (tokens[k] !== 'keep-alive' && tokens[k] !== 'upgrade') return tokens;
+  }
+  return NO_NAMES;
 }
 
 /** Whether the field name `name` (as sent) is `lower`, ignoring case; the length is compared first. */
@@ -249,7 +265,7 @@ function keptRuns(resp: ResponseHead, edits: HeaderEditPlan, idName: string): Ke
   const n = resp.fieldCount;
   if (runs.offsets.length < 2 * n) runs.offsets = new Int32Array(2 * n);
   const offsets = runs.offsets;
-  const tokens = resp.connectionTokens;
+  const tokens = namedTokens(resp.connectionTokens);
   const dropNames = edits.dropNames;
   let count = 0;
   let bytes = 0;
@@ -308,9 +324,16 @@ function assembleHead(
   const source = resp.source;
   const statusBytes = status === null ? resp.fieldsStart - resp.start : status.length;
   const out = Buffer.allocUnsafe(statusBytes + runs.bytes + tail.length + (bodyEnd - bodyStart));
-  let at = status === null ? source.copy(out, 0, resp.start, resp.fieldsStart) : out.write(status, 0, 'latin1');
   const offsets = runs.offsets;
-  for (let k = 0; k < runs.count; k++) at += source.copy(out, at, offsets[2 * k], offsets[2 * k + 1]);
+  let k = 0;
+  let at: number;
+  if (status !== null) at = out.write(status, 0, 'latin1');
+  else if (runs.count > 0 && offsets[0] === resp.fieldsStart) {
+    // The upstream's status line and the first kept run are adjacent: one copy for both.
+    at = source.copy(out, 0, resp.start, offsets[1]);
+    k = 1;
+  } else at = source.copy(out, 0, resp.start, resp.fieldsStart);
+  for (; k < runs.count; k++) at += source.copy(out, at, offsets[2 * k], offsets[2 * k + 1]);
   at += out.write(tail, at, 'latin1');
   if (bodyEnd > bodyStart) source.copy(out, at, bodyStart, bodyEnd);
   return out;
