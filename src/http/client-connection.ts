@@ -35,7 +35,13 @@ import { ChunkedDecoder } from './chunked-decoder.ts';
 import { GatewayResponse } from './gateway-response.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { errorBody, redirectLocation, serializeResponse } from './local-response.ts';
-import { buildInterimHead, buildRequestHead, buildResponseHead, buildUpgradeResponseHead } from './message-head.ts';
+import {
+  type AddedLines,
+  buildInterimHead,
+  buildRequestHead,
+  buildResponseHead,
+  buildUpgradeResponseHead,
+} from './message-head.ts';
 import {
   ChunkedScanner,
   type HeadProgress,
@@ -102,6 +108,8 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
    */
   lastHost: string | null;
   lastServerName: string | null;
+  /** Request head lines that repeat between this connection's requests; made on the first forward. */
+  addedLines: AddedLines | null;
   state: number;
   /** Coarse deadline (ms since epoch) checked by the engine's sweep; 0 for none. */
   deadline: number;
@@ -163,6 +171,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.match = { port, serverName: null, clientIp, tls, path: null, headers: null, layer: 7 };
     this.lastHost = null;
     this.lastServerName = null;
+    this.addedLines = null;
     this.state = S_IDLE;
     this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;
     this.queueDeadline = 0;

@@ -201,7 +201,7 @@ export function parseConnection(
   end: number,
   text: string | null,
   textBase: number,
-  tokens: string[],
+  tokens: ConnectionOptions,
 ): number {
   let flags = 0;
   let p = start;
@@ -217,21 +217,62 @@ export function parseConnection(
     // Well-known options become constant strings: no allocation, and the engine compares them by identity.
     if (equalsLower(buf, t, p, L_CLOSE)) {
       flags |= CONN_CLOSE;
-      tokens.push('close');
+      tokens.add('close');
     } else if (equalsLower(buf, t, p, L_KEEP_ALIVE)) {
       flags |= CONN_KEEP_ALIVE;
-      tokens.push('keep-alive');
+      tokens.add('keep-alive');
     } else if (equalsLower(buf, t, p, L_UPGRADE)) {
       flags |= CONN_UPGRADE;
-      tokens.push('upgrade');
+      tokens.add('upgrade');
     } else {
       const option = text === null ? latin1(buf as Buffer, t, p) : text.slice(t - textBase, p - textBase);
-      tokens.push(option.toLowerCase());
+      tokens.add(option.toLowerCase());
     }
     while (p < end && isOws(buf[p])) p++;
     if (p < end && buf[p] !== 0x2c) return CONN_INVALID;
   }
   return flags;
+}
+
+/**
+ * The Connection options of one head as {@link parseConnection} collects them. One instance serves
+ * every parse (heads are parsed one at a time, synchronously), and it keeps its array between
+ * heads: a fresh list per head, or one emptied by `length = 0` (which drops the backing store),
+ * was about 5% of what the engine allocated per http-small exchange (sampling heap profile).
+ */
+export class ConnectionOptions {
+  items: string[] = [];
+  count = 0;
+
+  add(option: string): void {
+    this.items[this.count++] = option;
+  }
+}
+
+const OPTIONS = new ConnectionOptions();
+const ONLY_KEEP_ALIVE: readonly string[] = Object.freeze(['keep-alive']);
+const ONLY_CLOSE: readonly string[] = Object.freeze(['close']);
+const ONLY_UPGRADE: readonly string[] = Object.freeze(['upgrade']);
+
+/** The (emptied) collector to pass to {@link parseConnection} for the Connection fields of one head. */
+export function beginConnectionOptions(): ConnectionOptions {
+  OPTIONS.count = 0;
+  return OPTIONS;
+}
+
+/**
+ * The options collected for a head: a shared, frozen list when it is one of the options nearly
+ * every message carries alone (`Connection: keep-alive` on almost every upstream response), else a
+ * copy.
+ */
+export function connectionOptions(options: ConnectionOptions): readonly string[] {
+  if (options.count === 1) {
+    const option = options.items[0];
+    if (option === 'keep-alive') return ONLY_KEEP_ALIVE;
+    if (option === 'close') return ONLY_CLOSE;
+    if (option === 'upgrade') return ONLY_UPGRADE;
+  }
+  return options.items.slice(0, options.count);
 }
 
 /** Whether an Expect value is `100-continue` (any case), RFC 9110 §10.1.1. */

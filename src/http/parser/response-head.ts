@@ -6,9 +6,12 @@
 
 import { latin1, nameIs } from './chars.ts';
 import {
+  beginConnectionOptions,
   CONN_CLOSE,
   CONN_INVALID,
   CONN_KEEP_ALIVE,
+  type ConnectionOptions,
+  connectionOptions,
   F_CONNECTION,
   F_CONTENT_LENGTH,
   F_TRANSFER_ENCODING,
@@ -93,7 +96,7 @@ export class ResponseHead {
   upgrade: boolean;
   /** A 1xx other than 101 (100 Continue, 103 Early Hints...): forward it and parse the next head. */
   interim: boolean;
-  /** The Connection options, lowercased; shared and frozen when there are none. */
+  /** The Connection options, lowercased; shared and frozen when there are none or one of close, keep-alive, upgrade. */
   connectionTokens: readonly string[];
   /** {@link headers}, once decoded. */
   decodedHeaders: string[] | null;
@@ -253,7 +256,7 @@ function buildResponse(
   let teChunked = false;
   let connFlags = 0;
   let hasUpgrade = false;
-  let tokens: string[] | null = null;
+  let tokens: ConnectionOptions | null = null;
 
   for (let i = 0; i < n; i++) {
     const f = i * FIELD_SLOTS;
@@ -281,7 +284,7 @@ function buildResponse(
         teChunked = isChunkedOnly(buf, vs, ve);
         break;
       case F_CONNECTION: {
-        if (tokens === null) tokens = [];
+        if (tokens === null) tokens = beginConnectionOptions();
         const flags = parseConnection(buf, vs, ve, null, 0, tokens);
         if (flags === CONN_INVALID) return ERR_CONNECTION;
         connFlags |= flags;
@@ -301,7 +304,7 @@ function buildResponse(
     head.chunked = true;
   }
   head.contentLength = clValue;
-  if (tokens !== null) head.connectionTokens = tokens;
+  if (tokens !== null) head.connectionTokens = connectionOptions(tokens);
   let keepAlive = (connFlags & CONN_CLOSE) === 0 && (head.versionMinor === 1 || (connFlags & CONN_KEEP_ALIVE) !== 0);
 
   if (status < 200 || status === 204) {
