@@ -291,8 +291,14 @@ export interface HeldWriteOwner {
   heldWriteStalled(socket: Socket): void;
 }
 
-/** Held writes in order, four slots each: socket (null once dispatched), data, recycled, owner. */
+/**
+ * Held writes in order, four slots each: socket (null once dispatched), data, recycled, owner;
+ * `heldLength` slots are in use. The two lists swap at each flush and keep their arrays: emptied
+ * with `length = 0` instead, each pass regrew its list from nothing, about 200 B of garbage per
+ * http-small exchange (sampling heap profile, docs/benchmarks.md).
+ */
 let held: unknown[] = [];
+let heldLength = 0;
 let spareHeld: unknown[] = [];
 let flushScheduled = false;
 
@@ -316,8 +322,10 @@ function dispatchHeld(
 function flushAll(): void {
   flushScheduled = false;
   const list = held;
+  const length = heldLength;
   held = spareHeld;
-  for (let i = 0; i < list.length; i += 4) {
+  heldLength = 0;
+  for (let i = 0; i < length; i += 4) {
     const socket = list[i] as HoldingSocket | null;
     if (socket !== null)
       dispatchHeld(
@@ -327,7 +335,8 @@ function flushAll(): void {
         list[i + 3] as HeldWriteOwner | null,
       );
   }
-  list.length = 0;
+  // Drop the references (sockets, data, owners) so the list keeps nothing alive until reused.
+  list.fill(null, 0, length);
   spareHeld = list;
 }
 
@@ -335,7 +344,7 @@ function flushAll(): void {
 export function flushHeld(socket: Socket): void {
   const s = socket as HoldingSocket;
   if (!s[kHeld]) return;
-  for (let i = 0; i < held.length && s[kHeld]! > 0; i += 4) {
+  for (let i = 0; i < heldLength && s[kHeld]! > 0; i += 4) {
     if (held[i] !== s) continue;
     held[i] = null;
     dispatchHeld(s, held[i + 1] as Buffer | string, held[i + 2] as boolean, held[i + 3] as HeldWriteOwner | null);
@@ -388,7 +397,12 @@ export function writeSoon(
 }
 
 function hold(s: HoldingSocket, data: Buffer | string, recycled: boolean, owner: HeldWriteOwner | null): true {
-  held.push(s, data, recycled, owner);
+  const i = heldLength;
+  held[i] = s;
+  held[i + 1] = data;
+  held[i + 2] = recycled;
+  held[i + 3] = owner;
+  heldLength = i + 4;
   s[kHeld] = (s[kHeld] ?? 0) + 1;
   if (!flushScheduled) {
     flushScheduled = true;

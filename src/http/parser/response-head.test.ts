@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { F_CONNECTION, F_CONTENT_LENGTH, F_OTHER } from './framing.ts';
 import type { HeadProgress } from './head-scanner.ts';
 import { type HttpLimits, httpLimits } from './limits.ts';
 import { parseResponseHead, type ResponseHead, type ResponseHeadResult } from './response-head.ts';
@@ -141,4 +142,23 @@ test('split at every offset gives the same result, with and without resume', () 
       }
     }
   }
+});
+
+test('field lines read back by position: values without OWS, empty values, kinds and names', () => {
+  // The head keeps only where each line starts and where its name ends: values are found again
+  // from the colon, so check the edges (OWS both sides, an empty value, the last line) at an offset.
+  const text = res('HTTP/1.1 200 OK', 'X-A: \t x  y \t', 'X-Empty:', 'content-length:5', 'CONNECTION:  close  ');
+  const b = bin(`junk${text}hello`);
+  const h = parseResponseHead(b, 4, b.length) as ResponseHead;
+  assert.equal(h.kind, 'ok');
+  assert.deepEqual(h.headers, ['X-A', 'x  y', 'X-Empty', '', 'content-length', '5', 'CONNECTION', 'close']);
+  assert.equal(h.fieldCount, 4);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => h.fieldKind(i)),
+    [F_OTHER, F_OTHER, F_CONTENT_LENGTH, F_CONNECTION],
+  );
+  assert.ok(h.nameIs(1, 'x-empty') && h.nameIs(3, 'connection') && !h.nameIs(0, 'x-empty'));
+  assert.equal(b.toString('latin1', h.lineStart(1), h.lineEnd(1)), 'X-Empty:\r\n');
+  assert.equal(b.toString('latin1', h.lineStart(3), h.lineEnd(3)), 'CONNECTION:  close  \r\n');
+  assert.equal(h.nameEnd(2), h.lineStart(2) + 'content-length'.length);
 });

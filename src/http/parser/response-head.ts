@@ -4,7 +4,7 @@
  * @module
  */
 
-import { latin1, nameIs } from './chars.ts';
+import { latin1, nameIs, V_OWS, VALUE } from './chars.ts';
 import {
   beginConnectionOptions,
   CONN_CLOSE,
@@ -47,8 +47,16 @@ export type ResponseFraming = 'none' | 'length' | 'chunked' | 'close' | 'tunnel'
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
 const NO_OFFSETS: readonly number[] = Object.freeze([]);
-/** Numbers per field line in {@link ResponseHead.fieldOffsets}: the scanner's four offsets and the kind. */
-const FIELD_LINE_SLOTS = FIELD_SLOTS + 1;
+/**
+ * Numbers per field line in {@link ResponseHead.fieldOffsets}: where the line starts, and where its
+ * name ends (the colon) times {@link KIND_SPAN} plus its kind. The value's offsets are not kept: the
+ * engine forwards lines as bytes, and the rare reader of `headers` finds them again from the colon.
+ * Five numbers per line (the scanner's four offsets and the kind) made this list the largest
+ * object the engine allocated per response (sampling heap profile, docs/benchmarks.md).
+ */
+const FIELD_LINE_SLOTS = 2;
+/** Kinds (framing.ts, `F_*`) are below this; name ends are stored multiplied by it. */
+const KIND_SPAN = 16;
 
 /** A parsed, validated response head; the `ok` result of {@link parseResponseHead}. Stable shape. */
 export class ResponseHead {
@@ -77,8 +85,9 @@ export class ResponseHead {
   /** Number of field lines. */
   fieldCount: number;
   /**
-   * {@link FIELD_LINE_SLOTS} numbers per field line: name start, name end (the colon), value start and
-   * value end without OWS, as offsets into `source`, then the name's kind (framing.ts, `fieldKind`).
+   * {@link FIELD_LINE_SLOTS} numbers per field line: its start (the name's first byte) as an offset
+   * into `source`, then the name's end (the colon) times {@link KIND_SPAN} plus the name's kind
+   * (framing.ts, `fieldKind`). Read it through the methods below.
    */
   fieldOffsets: readonly number[];
   /** How the body is delimited. */
@@ -133,15 +142,19 @@ export class ResponseHead {
     return i + 1 < this.fieldCount ? this.fieldOffsets[(i + 1) * FIELD_LINE_SLOTS] : this.start + this.consumed - 2;
   }
 
+  /** Offset in `source` of field line `i`'s colon. */
+  nameEnd(i: number): number {
+    return Math.floor(this.fieldOffsets[i * FIELD_LINE_SLOTS + 1] / KIND_SPAN);
+  }
+
   /** Whether field line `i`'s name is `lower` (a lowercased token), in any case. */
   nameIs(i: number, lower: string): boolean {
-    const f = i * FIELD_LINE_SLOTS;
-    return nameIs(this.source, this.fieldOffsets[f], this.fieldOffsets[f + 1], lower);
+    return nameIs(this.source, this.lineStart(i), this.nameEnd(i), lower);
   }
 
   /** Field line `i`'s kind from its name (`F_*` in framing.ts). */
   fieldKind(i: number): number {
-    return this.fieldOffsets[i * FIELD_LINE_SLOTS + 4];
+    return this.fieldOffsets[i * FIELD_LINE_SLOTS + 1] % KIND_SPAN;
   }
 
   /** Reason phrase as sent (may be empty); decoded from `source`, see there. */
@@ -157,9 +170,15 @@ export class ResponseHead {
   get headers(): string[] {
     if (this.decodedHeaders !== null) return this.decodedHeaders;
     const headers: string[] = [];
-    const f = this.fieldOffsets;
-    for (let i = 0; i < this.fieldCount * FIELD_LINE_SLOTS; i += FIELD_LINE_SLOTS) {
-      headers.push(latin1(this.source, f[i], f[i + 1]), latin1(this.source, f[i + 2], f[i + 3]));
+    const source = this.source;
+    for (let i = 0; i < this.fieldCount; i++) {
+      const nameEnd = this.nameEnd(i);
+      // The head was validated: the value is what lies between the colon and the CRLF, less OWS.
+      let vs = nameEnd + 1;
+      let ve = this.lineEnd(i) - 2;
+      while (vs < ve && VALUE[source[vs]] === V_OWS) vs++;
+      while (ve > vs && VALUE[source[ve - 1]] === V_OWS) ve--;
+      headers.push(latin1(source, this.lineStart(i), nameEnd), latin1(source, vs, ve));
     }
     this.decodedHeaders = headers;
     return headers;
@@ -267,10 +286,7 @@ function buildResponse(
     const kind = fieldKind(buf, ns, ne);
     const o = i * FIELD_LINE_SLOTS;
     offsets[o] = ns;
-    offsets[o + 1] = ne;
-    offsets[o + 2] = vs;
-    offsets[o + 3] = ve;
-    offsets[o + 4] = kind;
+    offsets[o + 1] = ne * KIND_SPAN + kind;
     switch (kind) {
       case F_CONTENT_LENGTH:
         clCount++;
