@@ -129,6 +129,8 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
   route: CompiledRoute | null;
   action: ForwardActionConfig | null;
   requestId: string;
+  /** `<request ID header>: <requestId>` and CRLF, made by the first head that carries it; '' until then. */
+  requestIdLine: string;
   reqBody: number;
   reqRemaining: number;
   reqBodyDone: boolean;
@@ -184,6 +186,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.route = null;
     this.action = null;
     this.requestId = '';
+    this.requestIdLine = '';
     this.reqBody = B_NONE;
     this.reqRemaining = 0;
     this.reqBodyDone = true;
@@ -310,6 +313,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.state = S_WAIT_UPSTREAM;
     this.deadline = 0;
     this.requestId = requestIdOf(req.headers, engine.requestIdHeader) ?? engine.newRequestId();
+    this.requestIdLine = '';
     if (req.method === 'CONNECT') {
       this.respondLocal(
         405,
@@ -938,6 +942,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.resp = null;
     this.respBuf = null;
     this.requestId = '';
+    this.requestIdLine = '';
     this.match.headers = null;
     if (!this.keepAlive) {
       this.state = S_CLOSING;

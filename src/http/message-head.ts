@@ -38,6 +38,8 @@ export class HeaderEditPlan {
   readonly dropNames: readonly string[];
   /** Serialised `name: value\r\n` lines appended. */
   readonly lines: string;
+  /** {@link lines} and the CRLF that ends a head. */
+  readonly linesAndEnd: string;
 
   constructor(edits: ForwardActionConfig['requestHeaders']) {
     const drop = new Set<string>();
@@ -50,6 +52,7 @@ export class HeaderEditPlan {
     for (const [name, value] of Object.entries(edits?.add ?? {})) lines += `${name}: ${value}\r\n`;
     this.dropNames = [...drop];
     this.lines = lines;
+    this.linesAndEnd = `${lines}\r\n`;
   }
 }
 
@@ -82,16 +85,19 @@ function plans(
 export class AddedLines {
   /** X-Forwarded-For and -Proto for a request that brings neither field (or whose peer is not trusted). */
   readonly forwarded: string;
-  /** The Host value the two lines below were made for. */
+  /** The Host value the three lines below were made for. */
   host: string | null;
   hostLine: string;
   forwardedHostLine: string;
+  /** Host, X-Forwarded-For, -Proto and -Host, for a request that brings none of the last three. */
+  hostAndForwarded: string;
 
   constructor(clientIp: string, proto: string) {
     this.forwarded = `x-forwarded-for: ${clientIp}\r\nx-forwarded-proto: ${proto}\r\n`;
     this.host = null;
     this.hostLine = '';
     this.forwardedHostLine = '';
+    this.hostAndForwarded = '';
   }
 
   forHost(host: string): void {
@@ -99,6 +105,7 @@ export class AddedLines {
     this.host = host;
     this.hostLine = `host: ${host}\r\n`;
     this.forwardedHostLine = `x-forwarded-host: ${host}\r\n`;
+    this.hostAndForwarded = this.hostLine + this.forwarded + this.forwardedHostLine;
   }
 }
 
@@ -120,12 +127,18 @@ export function buildRequestHead(
   const headers = req.headers;
   const text = req.text;
   const lines = req.fieldLines;
-  let out = `${req.method} ${pathAndQuery(req)} ${http10 ? 'HTTP/1.0' : 'HTTP/1.1'}\r\n`;
+  let out = '';
+  // An origin-form request line goes on as the client sent it (`method SP target SP HTTP/1.x CRLF`,
+  // nothing else passes the parser), as the start of the first run of kept lines; others are rebuilt.
+  let runStart = 0;
+  if (req.pathOffset !== 0) {
+    out = `${req.method} ${pathAndQuery(req)} ${http10 ? 'HTTP/1.0' : 'HTTP/1.1'}\r\n`;
+    runStart = -1;
+  }
   let xff: string | null = null;
   let xfp: string | null = null;
   let xfh: string | null = null;
   let forwarded: string | null = null;
-  let runStart = -1;
   for (let i = 0; i < lines.length; i += 2) {
     const kind = lines[i + 1];
     let keep = false;
@@ -165,23 +178,27 @@ export function buildRequestHead(
   let added = conn.addedLines;
   if (added === null) added = conn.addedLines = new AddedLines(clientIp, proto);
   if (host !== null) added.forHost(host);
-  if (hostHeader === 'preserve' && host !== null) out += added.hostLine;
-  else if (hostHeader === 'preserve' || hostHeader === 'target') out += `host: ${conn.target!.key}\r\n`;
-  else out += `host: ${hostHeader}\r\n`;
-  if (xff === null && xfp === null) out += added.forwarded;
-  else {
-    out += `x-forwarded-for: ${xff === null ? clientIp : `${xff}, ${clientIp}`}\r\n`;
-    out += `x-forwarded-proto: ${xfp ?? proto}\r\n`;
+  if (hostHeader === 'preserve' && host !== null && xff === null && xfp === null && xfh === null) {
+    // The common case: all four lines as one string, made when the Host last changed.
+    out += added.hostAndForwarded;
+  } else {
+    if (hostHeader === 'preserve' && host !== null) out += added.hostLine;
+    else if (hostHeader === 'preserve' || hostHeader === 'target') out += `host: ${conn.target!.key}\r\n`;
+    else out += `host: ${hostHeader}\r\n`;
+    if (xff === null && xfp === null) out += added.forwarded;
+    else {
+      out += `x-forwarded-for: ${xff === null ? clientIp : `${xff}, ${clientIp}`}\r\n`;
+      out += `x-forwarded-proto: ${xfp ?? proto}\r\n`;
+    }
+    if (xfh !== null) out += `x-forwarded-host: ${xfh}\r\n`;
+    else if (host !== null) out += added.forwardedHostLine;
   }
-  if (xfh !== null) out += `x-forwarded-host: ${xfh}\r\n`;
-  else if (host !== null) out += added.forwardedHostLine;
   if (http.forwardedHeader) {
     const forIp = clientIp.includes(':') ? `"[${clientIp}]"` : clientIp;
     const element = `for=${forIp};proto=${proto}${host !== null ? `;host="${host}"` : ''}`;
     out += `forwarded: ${forwarded === null ? element : `${forwarded}, ${element}`}\r\n`;
   }
-  out += `${idName}: ${conn.requestId}\r\n`;
-  out += edits.lines;
+  out += requestIdLine(conn, idName);
   if (req.chunked) out += 'transfer-encoding: chunked\r\n';
   if (req.upgrade) {
     out += `connection: upgrade\r\nupgrade: ${fieldValue(headers, 'upgrade')}\r\n`;
@@ -189,7 +206,7 @@ export function buildRequestHead(
     // An HTTP/1.0 request goes upstream as 1.0 so the response is never chunked for a 1.0 client.
     out += 'connection: close\r\n';
   }
-  return `${out}\r\n`;
+  return out + edits.linesAndEnd;
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
@@ -236,7 +253,7 @@ export function buildResponseHead(
   const edits = plans(route, action).response;
   const idName = engine.requestIdHeader;
   const runs = keptRuns(resp, edits, idName);
-  let tail = idAndEdits(runs, edits, idName, conn.requestId);
+  let tail = idAndEdits(runs, edits, requestIdLine(conn, idName));
   if (resp.framing === 'chunked' && conn.req!.versionMinor === 1) tail += 'transfer-encoding: chunked\r\n';
   if (!conn.keepAlive) tail += 'connection: close\r\n';
   else if (conn.req!.versionMinor === 0) tail += 'connection: keep-alive\r\n';
@@ -260,14 +277,20 @@ export function buildUpgradeResponseHead(
   const edits = plans(route, action).response;
   const idName = engine.requestIdHeader;
   const runs = keptRuns(resp, edits, idName);
-  let tail = idAndEdits(runs, edits, idName, conn.requestId);
+  let tail = idAndEdits(runs, edits, requestIdLine(conn, idName));
   tail += `connection: upgrade\r\nupgrade: ${fieldValue(resp.headers, 'upgrade')}\r\n\r\n`;
   return assembleHead(resp, statusLine(resp, 'Switching Protocols'), runs, tail);
 }
 
 /** The request-ID line, unless the upstream sent that field itself, then the route's added lines. */
-function idAndEdits(runs: KeptRuns, edits: HeaderEditPlan, idName: string, requestId: string): string {
-  return runs.hasId ? edits.lines : `${idName}: ${requestId}\r\n${edits.lines}`;
+function idAndEdits(runs: KeptRuns, edits: HeaderEditPlan, idLine: string): string {
+  return runs.hasId ? edits.lines : idLine + edits.lines;
+}
+
+/** The exchange's request-ID line: made once, for the request head and the response head both. */
+function requestIdLine(conn: ClientConnection, idName: string): string {
+  if (conn.requestIdLine === '') conn.requestIdLine = `${idName}: ${conn.requestId}\r\n`;
+  return conn.requestIdLine;
 }
 
 /**
