@@ -747,6 +747,32 @@ test('response heads come out whole whether the first field line is kept or drop
   }
 });
 
+test('a small response whose body arrives in two reads is relayed whole, and so is the next one', async () => {
+  // Whole small responses are taken straight from the shared read buffer (fast-read.ts, kOnShared);
+  // one whose body is not all in the first read must take the copying path.
+  const upstream = await startServer((socket) => {
+    socket.on('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234');
+      setTimeout(() => socket.write('56789'), 30);
+    });
+  });
+  const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`]);
+  try {
+    const client = await new RawClient(port).connected();
+    for (let i = 0; i < 2; i++) {
+      client.write(GET);
+      const res = await client.read();
+      assert.equal(res.status, 200);
+      assert.equal(res.body.toString(), '0123456789');
+    }
+    client.close();
+    await assertSettled(proxy);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+});
+
 test('Connection naming Content-Length never strips the framing: nothing smuggled, no response desync', async () => {
   // The engine frames both messages by Content-Length; dropping it because Connection names it
   // would send the body on unframed (a request smuggled upstream, a response read into the next).

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import type { ActionConfig, ForwardActionConfig } from '../config/schema.ts';
 import { SwitchyardError } from '../errors.ts';
 import { Tunnel } from '../l4/tunnel.ts';
-import { type FastSocket, kOnData, recycle } from '../listener/fast-read.ts';
+import { type FastSocket, kOnData, kOnShared, recycle } from '../listener/fast-read.ts';
 import {
   closeAfterHeld,
   endAfterHeld,
@@ -212,6 +212,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.llmResponse = null;
     this.socket[kClient] = this;
     this.socket[kOnData] = onClientData;
+    this.socket[kOnShared] = onClientShared;
     socket.on('end', onClientEnd);
     socket.on('error', onClientError);
     socket.on('close', onClientClose);
@@ -239,6 +240,32 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.append(chunk);
     if (state === S_IDLE || state === S_HEAD) this.next();
     else if (this.buffered() > READ_AHEAD_BYTES) this.socket.pause();
+  }
+
+  /**
+   * A read still in fast-read's shared buffer (`kOnShared`): a connection waiting for a request
+   * with nothing buffered parses the head in place and copies only what follows it, if anything.
+   * The request keeps no reference to the bytes it was parsed from. Anything else (a head not yet
+   * complete, a bad one, a connection mid-exchange) is declined, and takes the copying path.
+   */
+  onShared(shared: Buffer, length: number): boolean {
+    if (this.state !== S_IDLE || this.buf !== null || this.looping) return false;
+    const r = parseRequestHead(shared, 0, length, this.engine.limits, null);
+    if (r.kind !== 'ok') return false;
+    if (r.consumed < length) {
+      const rest = Buffer.allocUnsafe(length - r.consumed);
+      shared.copy(rest, 0, r.consumed, length);
+      this.buf = rest;
+      this.bufStart = 0;
+    }
+    this.looping = true;
+    try {
+      this.startRequest(r);
+      this.parseLoop();
+    } finally {
+      this.looping = false;
+    }
+    return true;
   }
 
   append(chunk: Buffer): void {
@@ -600,6 +627,25 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.respondLocal(error.status, null, errorBody(error.status, error.code), error.code);
   }
 
+  /**
+   * A read from the upstream still in fast-read's shared buffer: taken in place when it holds a
+   * whole response head and a Content-Length body small enough to go out in one copy (the head is
+   * rebuilt into a new buffer with the body, and nothing keeps `shared`). Anything else is declined
+   * and arrives again, copied, through onUpstreamData.
+   */
+  onUpstreamShared(shared: Buffer, length: number): boolean {
+    if (this.state !== S_FORWARD || this.resp !== null || this.respBuf !== null || this.respProgress !== null) {
+      return false;
+    }
+    const r = parseResponseHead(shared, 0, length, this.engine.limits, this.req!.method, null);
+    if (r.kind !== 'ok' || r.framing !== 'length' || r.contentLength >= WHOLE_RESPONSE_BYTES) return false;
+    if (r.consumed + r.contentLength > length) return false;
+    this.respBuf = shared;
+    this.respStart = r.consumed;
+    this.startResponse(r, length);
+    return true;
+  }
+
   onUpstreamData(chunk: Buffer): void {
     if (this.state !== S_FORWARD) return;
     if (this.resp === null) {
@@ -667,12 +713,13 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
         }
         continue;
       }
-      this.startResponse(r);
+      this.startResponse(r, buf.length);
       return;
     }
   }
 
-  startResponse(resp: ResponseHead): void {
+  /** Starts relaying the response `resp`, parsed from `this.respBuf`, whose bytes end at `end`. */
+  startResponse(resp: ResponseHead, end: number): void {
     const engine = this.engine;
     this.resp = resp;
     switch (resp.framing) {
@@ -706,8 +753,8 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     // Chunk bytes that came with the head are checked before the head goes out: a malformed
     // first chunk is then still a clean 502 rather than a cut connection.
     let scanned = -1;
-    if (this.respBody === B_CHUNKED && rest < buf.length) {
-      scanned = this.respScanner.scan(buf, rest, buf.length);
+    if (this.respBody === B_CHUNKED && rest < end) {
+      scanned = this.respScanner.scan(buf, rest, end);
       if (scanned < 0) {
         this.badResponseBody();
         return;
@@ -716,12 +763,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.respStarted = true;
     engine.countResponse(this.route, resp.status);
     const length = this.respRemaining;
-    if (
-      this.respBody === B_LENGTH &&
-      length <= buf.length - rest &&
-      length < WHOLE_RESPONSE_BYTES &&
-      resp.source === buf
-    ) {
+    if (this.respBody === B_LENGTH && length <= end - rest && length < WHOLE_RESPONSE_BYTES && resp.source === buf) {
       // The whole (small) body came with the head: one buffer, one copy, held with the pass's
       // other writes (fast-write.ts).
       writeSoon(
@@ -732,18 +774,18 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
       );
       recycle(buf);
       this.respRemaining = 0;
-      if (rest + length < buf.length) this.respOverrun = true;
+      if (rest + length < end) this.respOverrun = true;
       this.responseComplete();
       return;
     }
     const head = buildResponseHead(resp, this, this.route!, this.action!, engine);
     if (this.respBody === B_NONE) {
       writeSoon(this.socket, head, false, this);
-      if (rest < buf.length) this.respOverrun = true;
+      if (rest < end) this.respOverrun = true;
       this.responseComplete();
       return;
     }
-    if (rest === buf.length) {
+    if (rest === end) {
       writeSoon(this.socket, head, false, this);
       return;
     }
@@ -1107,6 +1149,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     client.write(buildUpgradeResponseHead(resp, this, this.route!, this.action!, this.engine));
     this.engine.countResponse(this.route, 101);
     client[kOnData] = ignoreData;
+    client[kOnShared] = undefined;
     client.removeListener('end', onClientEnd);
     client.removeListener('error', onClientError);
     client.removeListener('close', onClientClose);
@@ -1219,6 +1262,10 @@ function ignoreData(): void {}
 
 function onClientData(this: ClientSocket, chunk: Buffer): void {
   this[kClient]!.onData(chunk);
+}
+
+function onClientShared(this: ClientSocket, shared: Buffer, length: number): boolean {
+  return this[kClient]!.onShared(shared, length);
 }
 
 function onClientEnd(this: ClientSocket): void {

@@ -7,7 +7,7 @@
  * least likely to have been closed by the upstream's own idle timer).
  */
 import { connect, type Socket } from 'node:net';
-import { FAST_READ, type FastSocket, kOnData, readDirect } from '../listener/fast-read.ts';
+import { FAST_READ, type FastSocket, kOnData, kOnShared, readDirect } from '../listener/fast-read.ts';
 import type { TargetState } from '../policy/target-state.ts';
 
 const kConn = Symbol('switchyard.upstream');
@@ -24,6 +24,11 @@ export interface PoolUser {
   onUpstreamUnavailable(code: string, detail: string): void;
   /** Bytes from the upstream while this user holds the connection. */
   onUpstreamData(chunk: Buffer): void;
+  /**
+   * A read still in fast-read's shared buffer (`kOnShared` there): true when the user handled it
+   * without keeping a reference, false (nothing done) to get it copied through onUpstreamData.
+   */
+  onUpstreamShared(shared: Buffer, length: number): boolean;
   /** The upstream sent FIN. */
   onUpstreamEnd(): void;
   /** The connection closed (after an error or not) while this user held it. */
@@ -76,6 +81,7 @@ export class UpstreamConnection {
     socket.on('error', onError);
     socket.on('close', onClose);
     socket[kOnData] = onData;
+    socket[kOnShared] = onShared;
     socket.on('end', onEnd);
     socket.on('drain', onDrain);
   }
@@ -127,6 +133,10 @@ function onData(this: UpstreamSocket, chunk: Buffer): void {
   // Bytes on an idle connection are a protocol error: it can never be reused safely.
   if (user === null) this.destroy();
   else user.onUpstreamData(chunk);
+}
+
+function onShared(this: UpstreamSocket, shared: Buffer, length: number): boolean {
+  return this[kConn]?.user?.onUpstreamShared(shared, length) === true;
 }
 
 function ignoreData(): void {}
@@ -256,6 +266,7 @@ export class UpstreamPool {
     socket.removeListener('error', onError);
     socket.removeListener('close', onClose);
     socket[kOnData] = ignoreData;
+    socket[kOnShared] = undefined;
     socket.removeListener('end', onEnd);
     socket.removeListener('drain', onDrain);
     socket[kConn] = undefined;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { acceptFast, FAST_READ, type FastSocket, kOnData, readDirect } from './fast-read.ts';
+import { acceptFast, FAST_READ, type FastSocket, kOnData, kOnShared, readDirect } from './fast-read.ts';
 
 interface Handle {
   onread: unknown;
@@ -148,6 +148,34 @@ test('reads refresh a socket timeout as they do through Node', async () => {
     }
     assert.equal(timedOut, false);
     await once(socket, 'timeout');
+  } finally {
+    await close();
+  }
+});
+
+test('kOnShared sees each read in the shared buffer first; what it declines comes copied through kOnData', async () => {
+  const { peer, socket, close } = await fastPair();
+  try {
+    const offered: string[] = [];
+    const copied: string[] = [];
+    socket[kOnShared] = (shared, length) => {
+      const text = shared.toString('latin1', 0, length);
+      offered.push(text);
+      return text.startsWith('take');
+    };
+    socket[kOnData] = (chunk) => copied.push(chunk.toString('latin1'));
+    const ended = once(socket, 'end');
+    socket.resume();
+    const pieces = ['take-1', 'keep-2', 'take-3', 'keep-4'];
+    for (const [n, piece] of pieces.entries()) {
+      peer.write(piece);
+      // One read per piece: wait until this one was offered before writing the next.
+      for (let i = 0; i < 200 && offered.length <= n; i++) await new Promise((r) => setTimeout(r, 5));
+    }
+    peer.end();
+    await ended;
+    assert.deepEqual(offered, pieces);
+    assert.deepEqual(copied, ['keep-2', 'keep-4'], 'declined reads arrive copied, taken ones do not');
   } finally {
     await close();
   }

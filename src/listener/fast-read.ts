@@ -27,9 +27,20 @@ import { getSystemErrorName } from 'node:util';
 /** The consumer of a socket's bytes; called with `this` set to the socket. */
 export const kOnData = Symbol('switchyard.onData');
 
+/**
+ * An optional first look at a read while its bytes are still in the shared buffer
+ * (`shared[0..length)`), before they are copied out. It returns true when it has handled them and
+ * keeps no reference to `shared` or a view of it (the next read overwrites it); false, having
+ * changed nothing, to have the bytes copied and handed to `socket[kOnData]` as usual. Bench:
+ * http-small, where the HTTP engine handles whole small requests and responses this way and the
+ * copy's Buffer was the largest thing allocated per read (docs/benchmarks.md).
+ */
+export const kOnShared = Symbol('switchyard.onShared');
+
 /** A socket read through {@link FAST_READ}. */
 export interface FastSocket extends Socket {
   [kOnData]: (this: FastSocket, chunk: Buffer) => void;
+  [kOnShared]?: (this: FastSocket, shared: Buffer, length: number) => boolean;
 }
 
 const READ_SIZE = 64 * 1024;
@@ -69,8 +80,12 @@ export function recycle(chunk: Uint8Array): void {
   if (freeMemory.length < RECYCLE_MAX_FREE) freeMemory.push(memory);
 }
 
-/** Copies `length` bytes out of the shared buffer and hands them to the socket's consumer. */
+/**
+ * Offers the read to the socket's {@link kOnShared}, if any; unless that handled it, copies
+ * `length` bytes out of the shared buffer and hands them to the socket's consumer.
+ */
 function deliver(socket: FastSocket, length: number): void {
+  if (socket[kOnShared]?.(SHARED, length)) return;
   // Buffer.allocUnsafe takes small sizes from Node's 8 KiB pool: no malloc for typical reads.
   const chunk = length < RECYCLE_MIN ? Buffer.allocUnsafe(length) : recycledChunk(length);
   SHARED.copy(chunk, 0, 0, length);
