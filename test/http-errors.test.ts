@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
-import { parseAll, RawClient, rawExchange, request } from './helpers/http.ts';
+import { parseAll, RawClient, type RawResponse, rawExchange, request } from './helpers/http.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { freePort, freePorts, startServer, type TestServer } from './helpers/net.ts';
 
@@ -715,6 +715,34 @@ test('hop-by-hop fields and those named in Connection are not forwarded', async 
   }
 });
 
+/**
+ * Sends `count` GETs on one client connection through a proxy to an upstream that answers the
+ * n-th request it reads with `answer(socket, n)`, checks each response, then closes everything.
+ */
+async function exchangeRepeatedly(
+  count: number,
+  answer: (socket: Socket, n: number) => void,
+  check: (res: RawResponse) => void,
+): Promise<void> {
+  let n = 0;
+  const upstream = await startServer((socket) => {
+    socket.on('data', () => answer(socket, n++));
+  });
+  const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`]);
+  try {
+    const client = await new RawClient(port).connected();
+    for (let i = 0; i < count; i++) {
+      client.write(GET);
+      check(await client.read());
+    }
+    client.close();
+    await assertSettled(proxy);
+  } finally {
+    await proxy.close();
+    await upstream.close();
+  }
+}
+
 test('response heads come out whole whether the first field line is kept or dropped', async () => {
   // The status line is copied together with the first kept run when they are adjacent, and on its
   // own when the first field is dropped: both must give the same well-formed head.
@@ -722,55 +750,34 @@ test('response heads come out whole whether the first field line is kept or drop
     'HTTP/1.1 201 Made\r\nconnection: keep-alive\r\nx-a: 1\r\ncontent-length: 2\r\n\r\nok',
     'HTTP/1.1 201 Made\r\nx-a: 1\r\nkeep-alive: timeout=5\r\ncontent-length: 2\r\n\r\nok',
   ];
-  let next = 0;
-  const upstream = await startServer((socket) => {
-    socket.on('data', () => socket.write(heads[next++ % heads.length]));
-  });
-  const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`]);
-  try {
-    const client = await new RawClient(port).connected();
-    for (let i = 0; i < heads.length; i++) {
-      client.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
-      const res = await client.read();
+  await exchangeRepeatedly(
+    heads.length,
+    (socket, n) => socket.write(heads[n % heads.length]),
+    (res) => {
       assert.equal(res.status, 201);
       assert.equal(res.headers['x-a'], '1');
       assert.equal(res.headers['content-length'], '2');
       assert.equal(res.headers['keep-alive'], undefined);
       assert.ok(res.headers['x-request-id']);
       assert.equal(res.body.toString(), 'ok');
-    }
-    client.close();
-    await assertSettled(proxy);
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+    },
+  );
 });
 
 test('a small response whose body arrives in two reads is relayed whole, and so is the next one', async () => {
   // Whole small responses are taken straight from the shared read buffer (fast-read.ts, kOnShared);
   // one whose body is not all in the first read must take the copying path.
-  const upstream = await startServer((socket) => {
-    socket.on('data', () => {
+  await exchangeRepeatedly(
+    2,
+    (socket) => {
       socket.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234');
       setTimeout(() => socket.write('56789'), 30);
-    });
-  });
-  const { proxy, port } = await startProxy([`127.0.0.1:${upstream.port}`]);
-  try {
-    const client = await new RawClient(port).connected();
-    for (let i = 0; i < 2; i++) {
-      client.write(GET);
-      const res = await client.read();
+    },
+    (res) => {
       assert.equal(res.status, 200);
       assert.equal(res.body.toString(), '0123456789');
-    }
-    client.close();
-    await assertSettled(proxy);
-  } finally {
-    await proxy.close();
-    await upstream.close();
-  }
+    },
+  );
 });
 
 test('Connection naming Content-Length never strips the framing: nothing smuggled, no response desync', async () => {
