@@ -37,6 +37,7 @@ import type { HttpEngine } from './http-engine.ts';
 import { errorBody, redirectLocation, serializeResponse } from './local-response.ts';
 import {
   type AddedLines,
+  addedLinesFor,
   buildInterimHead,
   buildRequestHead,
   buildResponseHead,
@@ -101,14 +102,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
   /** Whether the peer is a trusted proxy (its X-Forwarded-* fields are kept and appended to). */
   readonly peerTrusted: boolean;
   readonly match: MatchContext;
-  /**
-   * The Host value of the last request and the name it gave: a keep-alive client sends the same
-   * Host on every request, and comparing it costs less than cutting and lower-casing it again (a
-   * fresh string, whose hash the route lookup then computes). Bench: http-small.
-   */
-  lastHost: string | null;
-  lastServerName: string | null;
-  /** Request head lines that repeat between this connection's requests; made on the first forward. */
+  /** What repeats between this connection's requests (its Host's name and head lines); made on the first request. */
   addedLines: AddedLines | null;
   state: number;
   /** Coarse deadline (ms since epoch) checked by the engine's sweep; 0 for none. */
@@ -171,8 +165,6 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.clientIp = clientIp;
     this.peerTrusted = engine.trustedProxies?.matches(clientIp) === true;
     this.match = { port, serverName: null, clientIp, tls, path: null, headers: null, layer: 7 };
-    this.lastHost = null;
-    this.lastServerName = null;
     this.addedLines = null;
     this.state = S_IDLE;
     this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;
@@ -351,12 +343,7 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
       return;
     }
     const match = this.match;
-    const host = req.host;
-    if (host !== this.lastHost) {
-      this.lastHost = host;
-      this.lastServerName = hostName(host);
-    }
-    match.serverName = this.lastServerName;
+    match.serverName = addedLinesFor(this, req.host).serverName;
     const target = req.target;
     const pathStart = Math.max(req.pathOffset, 0);
     const q = target.indexOf('?', pathStart);
@@ -1175,20 +1162,6 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
       toClient.length > 0 ? toClient : null,
     );
   }
-}
-
-/** Host name of a Host value: lower-case, without port or IPv6 brackets. */
-function hostName(host: string | null): string | null {
-  if (host === null) return null;
-  let end = host.length;
-  if (host.charCodeAt(0) === 91 /* [ */) {
-    const close = host.indexOf(']');
-    return host.slice(1, close).toLowerCase();
-  }
-  const colon = host.lastIndexOf(':');
-  if (colon !== -1) end = colon;
-  const name = end === host.length ? host : host.slice(0, end);
-  return name.toLowerCase();
 }
 
 /**

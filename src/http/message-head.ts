@@ -77,16 +77,20 @@ function plans(
 }
 
 /**
- * Lines of the request head that repeat between the requests of one client connection: its
- * address and scheme, and the Host it sends (the same on every request of nearly every keep-alive
- * client). Built once rather than concatenated again per request, which was the largest item the
- * engine allocated per http-small exchange (sampling heap profile, docs/benchmarks.md).
+ * What repeats between the requests of one client connection, made once rather than per request:
+ * the name its Host gives for routing, the request head lines of its address and scheme, and those
+ * of its Host (the same on every request of nearly every keep-alive client). Cutting and
+ * lower-casing the Host again, and concatenating these lines again, were among the largest items
+ * of CPU and garbage per http-small exchange (cpuprofile, sampling heap profile,
+ * docs/benchmarks.md).
  */
 export class AddedLines {
   /** X-Forwarded-For and -Proto for a request that brings neither field (or whose peer is not trusted). */
   readonly forwarded: string;
-  /** The Host value the three lines below were made for. */
+  /** The Host value the fields below were made for (null: none sent). */
   host: string | null;
+  /** The Host's name for route matching: lower-case, without port or IPv6 brackets. */
+  serverName: string | null;
   hostLine: string;
   forwardedHostLine: string;
   /** Host, X-Forwarded-For, -Proto and -Host, for a request that brings none of the last three. */
@@ -95,18 +99,43 @@ export class AddedLines {
   constructor(clientIp: string, proto: string) {
     this.forwarded = `x-forwarded-for: ${clientIp}\r\nx-forwarded-proto: ${proto}\r\n`;
     this.host = null;
+    this.serverName = null;
     this.hostLine = '';
     this.forwardedHostLine = '';
     this.hostAndForwarded = '';
   }
 
-  forHost(host: string): void {
+  forHost(host: string | null): void {
     if (host === this.host) return;
     this.host = host;
+    this.serverName = hostName(host);
+    if (host === null) return;
     this.hostLine = `host: ${host}\r\n`;
     this.forwardedHostLine = `x-forwarded-host: ${host}\r\n`;
     this.hostAndForwarded = this.hostLine + this.forwarded + this.forwardedHostLine;
   }
+}
+
+/** The connection's {@link AddedLines}, made on first use, brought up to date for `host`. */
+export function addedLinesFor(conn: ClientConnection, host: string | null): AddedLines {
+  let added = conn.addedLines;
+  if (added === null) added = conn.addedLines = new AddedLines(conn.clientIp, conn.match.tls ? 'https' : 'http');
+  added.forHost(host);
+  return added;
+}
+
+/** Host name of a Host value: lower-case, without port or IPv6 brackets. */
+function hostName(host: string | null): string | null {
+  if (host === null) return null;
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    return host.slice(1, close).toLowerCase();
+  }
+  const colon = host.lastIndexOf(':');
+  if (colon !== -1) end = colon;
+  const name = end === host.length ? host : host.slice(0, end);
+  return name.toLowerCase();
 }
 
 /** The request head sent upstream. */
@@ -175,9 +204,7 @@ export function buildRequestHead(
   const host = req.host;
   const proto = conn.match.tls ? 'https' : 'http';
   const hostHeader = action.hostHeader ?? 'preserve';
-  let added = conn.addedLines;
-  if (added === null) added = conn.addedLines = new AddedLines(clientIp, proto);
-  if (host !== null) added.forHost(host);
+  const added = addedLinesFor(conn, host);
   if (hostHeader === 'preserve' && host !== null && xff === null && xfp === null && xfh === null) {
     // The common case: all four lines as one string, made when the Host last changed.
     out += added.hostAndForwarded;
