@@ -4,7 +4,7 @@
  * Switchyard with the others. Scenarios describe contenders and load; this file does the rest.
  */
 import type { RunOptions, ScenarioContext } from './context.ts';
-import { cpuSeconds } from './cpu.ts';
+import { cpuSeconds, hostStealSeconds } from './cpu.ts';
 import { type MemorySample, sampleMemory } from './memory.ts';
 import { LOOPBACK } from './ports.ts';
 import type {
@@ -88,6 +88,7 @@ function summarize(rounds: readonly RoundResult[]): LoadSummary | null {
   if (rounds.length === 0) return null;
   const pick = (f: (r: RoundResult) => number): number => median(rounds.map(f));
   const cpu = rounds.filter((r) => r.proxyCpuS !== null) as Array<RoundResult & { proxyCpuS: number }>;
+  const steal = rounds.flatMap((r) => (r.hostStealPercent == null ? [] : [r.hostStealPercent]));
   return {
     rounds: rounds.length,
     requestsPerS: pick((r) => r.requestsPerS),
@@ -101,6 +102,7 @@ function summarize(rounds: readonly RoundResult[]): LoadSummary | null {
     proxyCpuPercent: cpu.length === 0 ? null : median(cpu.map((r) => (r.proxyCpuS / r.durationS) * 100)),
     proxyCpuUsPerRequest:
       cpu.length === 0 ? null : median(cpu.map((r) => (r.requests === 0 ? 0 : (r.proxyCpuS * 1e6) / r.requests))),
+    hostStealPercent: steal.length === 0 ? null : median(steal),
     errors: rounds.reduce((sum, r) => sum + Object.values(r.errors).reduce((a, b) => a + b, 0), 0),
   };
 }
@@ -204,10 +206,14 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   const { warmupS, durationS } = ctx.options;
   if (warmupS > 0) await runWrk({ ...base, durationS: warmupS });
   const cpuBefore = await cpuSeconds(endpoint.pids);
+  const stealBefore = await hostStealSeconds();
   const wrk = await runWrk({ ...base, durationS });
+  const stealAfter = await hostStealSeconds();
   const cpuAfter = await cpuSeconds(endpoint.pids);
   const proxyCpuS = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
-  const result: RoundResult = { ...wrk, proxyCpuS };
+  const hostStealPercent =
+    stealBefore === null || stealAfter === null ? null : ((stealAfter - stealBefore) / wrk.durationS) * 100;
+  const result: RoundResult = { ...wrk, proxyCpuS, hostStealPercent };
   entry.rounds.push(result);
   entry.loaded = await sampleMemory(endpoint.pids);
   const errors = Object.values(result.errors).reduce((a, b) => a + b, 0);
@@ -216,6 +222,7 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
       `${result.transferMiBps.toFixed(1).padStart(8)} MiB/s  p50 ${result.latencyUs.p50} µs  ` +
       `p99 ${result.latencyUs.p99} µs` +
       (proxyCpuS === null ? '' : `  proxy CPU ${((proxyCpuS / result.durationS) * 100).toFixed(0)}%`) +
+      (hostStealPercent === null ? '' : `  steal ${hostStealPercent.toFixed(0)}%`) +
       (errors > 0 ? `  errors ${errors}` : ''),
   );
   const failure = failedRound(result);

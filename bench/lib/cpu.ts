@@ -1,4 +1,4 @@
-/** CPU time used by a process tree, from /proc/<pid>/stat. */
+/** CPU time used by a process tree, from /proc/<pid>/stat, and time the hypervisor took from this VM, from /proc/stat. */
 import { readFile } from 'node:fs/promises';
 import { processTree } from './process-tree.ts';
 
@@ -26,4 +26,24 @@ export async function cpuSeconds(roots: readonly number[]): Promise<number | nul
   let total = 0;
   for (const pid of await processTree(roots)) total += await ticks(pid);
   return total / TICKS_PER_S;
+}
+
+/**
+ * CPU seconds the hypervisor has taken from this machine's virtual CPUs so far ("steal", all CPUs
+ * summed, from the first line of /proc/stat), or null where the kernel does not report it. On a
+ * shared VM this is the outside load that no contender's own figures show: a round with much
+ * steal measured the neighbours as much as the proxy (docs/benchmarks.md, "Reading the figures").
+ */
+export async function hostStealSeconds(): Promise<number | null> {
+  try {
+    const stat = await readFile('/proc/stat', 'utf8');
+    const line = stat.slice(0, stat.indexOf('\n'));
+    // cpu user nice system idle iowait irq softirq steal ...
+    const fields = line.trim().split(/\s+/);
+    if (fields[0] !== 'cpu' || fields.length < 9) return null;
+    const steal = Number(fields[8]);
+    return Number.isFinite(steal) ? steal / TICKS_PER_S : null;
+  } catch {
+    return null;
+  }
 }

@@ -46,6 +46,7 @@ function contenderRow(c: ContenderResult): string {
     s === null ? '–' : String(s.errors),
     fixed(s?.proxyCpuPercent, 0),
     fixed(s?.proxyCpuUsPerRequest, s !== null && (s.proxyCpuUsPerRequest ?? 0) >= 100 ? 0 : 1),
+    fixed(s?.hostStealPercent, 0),
     mib(idle?.rssKiB),
     mib(loaded?.rssKiB),
     mib(loaded?.hwmKiB),
@@ -116,8 +117,8 @@ function scenarioSection(s: ScenarioResult): string {
   if (loadless) lines.push(...memoryTable(s.contenders));
   else if (s.contenders.length > 0) {
     lines.push(
-      '| contender | req/s | MiB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU % | CPU µs/req | RSS idle MiB | RSS after MiB | peak RSS MiB |',
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      '| contender | req/s | MiB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU % | CPU µs/req | host steal % | RSS idle MiB | RSS after MiB | peak RSS MiB |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
       ...s.contenders.map(contenderRow),
       '',
     );
@@ -157,8 +158,9 @@ export function renderResults(results: RunResults): string {
     `Each contender: ${o.warmupS} s warm-up, then ${o.durationS} s measured, ${o.rounds} round${o.rounds === 1 ? '' : 's'} ` +
       `or as many as the scenario says (figures are the median over rounds), ${o.pin ? 'load generator and backend pinned to CPU 0, proxy to CPU 1' : 'no CPU pinning'}. ` +
       "Latency in milliseconds as wrk measures it. Proxy CPU is user plus system time of the proxy's " +
-      'processes during the measured run (100% = one core); RSS sums every process of the proxy ' +
-      '(master and worker for nginx).',
+      'processes during the measured run (100% = one core); host steal is the CPU time the hypervisor ' +
+      "took from this VM during the contender's measured runs (100% = one CPU; median over rounds, " +
+      '– where not recorded); RSS sums every process of the proxy (master and worker for nginx).',
     '',
     ...results.scenarios.map(scenarioSection),
   ];

@@ -16,6 +16,12 @@ export type PrimaryMetric = 'requestsPerS' | 'transferMiBps';
 export interface RoundResult extends WrkResult {
   /** CPU seconds the proxy's processes used during the run; null for `direct`. */
   readonly proxyCpuS: number | null;
+  /**
+   * CPU time the hypervisor took from this VM during the run, in percent of one CPU (all CPUs
+   * summed); null where the kernel does not report steal. Absent in results written before it
+   * was recorded.
+   */
+  readonly hostStealPercent?: number | null;
 }
 
 /** A contender's figures over all rounds: the median of each figure across rounds. */
@@ -31,6 +37,8 @@ export interface LoadSummary {
    * requests/s to other load on a shared machine, since it counts only the proxy's own time.
    */
   readonly proxyCpuUsPerRequest: number | null;
+  /** Median over rounds of {@link RoundResult.hostStealPercent}; null or absent when not recorded. */
+  readonly hostStealPercent?: number | null;
   /** Errors of all kinds summed over all rounds (see `rounds[].errors` for the kinds). */
   readonly errors: number;
 }
