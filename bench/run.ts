@@ -13,6 +13,7 @@ import { exec } from './lib/exec.ts';
 import { machineInfo } from './lib/machine.ts';
 import { ensurePeers } from './lib/peers.ts';
 import { ProcessSupervisor } from './lib/processes.ts';
+import { QUIET_STEAL_PERCENT, quietRoundRatios } from './lib/quiet-rounds.ts';
 import { writeResultsSection } from './lib/render.ts';
 import type { RunResults, ScenarioResult } from './lib/results.ts';
 import { SCENARIOS } from './scenarios/index.ts';
@@ -267,7 +268,12 @@ async function main(): Promise<number> {
     for (const s of scenarios) {
       for (const r of s.ratios) {
         const value = r[s.primary];
-        log(`bench: ${s.name} ${r.subject}/${r.reference} ${value === null ? 'n/a' : `${value.toFixed(2)}x`}`);
+        const q = s.primary === 'requestsPerS' ? quietRoundRatios(s.contenders, r.subject, r.reference) : null;
+        const quiet =
+          q === null || q.requestsPerS === null
+            ? ''
+            : ` (${q.requestsPerS.toFixed(2)}x in the ${q.rounds} of ${q.recorded} rounds with under ${QUIET_STEAL_PERCENT}% steal)`;
+        log(`bench: ${s.name} ${r.subject}/${r.reference} ${value === null ? 'n/a' : `${value.toFixed(2)}x`}${quiet}`);
       }
     }
     return anyFailure(results) ? 1 : 0;

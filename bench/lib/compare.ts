@@ -7,6 +7,7 @@ import type { RunOptions, ScenarioContext } from './context.ts';
 import { cpuSeconds, hostStealSeconds } from './cpu.ts';
 import { type MemorySample, sampleMemory } from './memory.ts';
 import { LOOPBACK } from './ports.ts';
+import { median } from './quiet-rounds.ts';
 import type {
   ContenderResult,
   ContenderRole,
@@ -76,12 +77,6 @@ interface Live {
   readonly rounds: RoundResult[];
   idle: MemorySample | null;
   loaded: MemorySample | null;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function summarize(rounds: readonly RoundResult[]): LoadSummary | null {

@@ -13,6 +13,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ScenarioContext } from './context.ts';
+import { hostStealSeconds } from './cpu.ts';
 import { LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
 import type { ContenderResult } from './results.ts';
@@ -35,6 +36,11 @@ export interface LagRun {
   /** As Switchyard logged them (sampling interval included). */
   readonly logged: EventLoopLag;
   readonly load: WrkResult;
+  /**
+   * The hypervisor's steal during the measured run, in percent of one CPU, or null where not
+   * reported: a descheduled process shows as lag, so a lag run under much steal measured the host.
+   */
+  readonly hostStealPercent: number | null;
 }
 
 function pastInterval(ms: number): number {
@@ -79,7 +85,9 @@ export async function measureEventLoopLag(
     cpus: ctx.cpus('client'),
   };
   if (ctx.options.warmupS > 0) await runWrk({ ...base, durationS: ctx.options.warmupS });
+  const stealBefore = await hostStealSeconds();
   const result = await runWrk({ ...base, durationS: ctx.options.durationS });
+  const stealAfter = await hostStealSeconds();
   await proc.stop(10_000);
   const exit = proc.exit;
   const logged = parseStopLine(await readFile(proc.logFile, 'utf8'));
@@ -93,7 +101,9 @@ export async function measureEventLoopLag(
     p99Ms: pastInterval(logged.p99Ms),
     maxMs: pastInterval(logged.maxMs),
   };
-  return { lag, logged, load: result };
+  const hostStealPercent =
+    stealBefore === null || stealAfter === null ? null : ((stealAfter - stealBefore) / result.durationS) * 100;
+  return { lag, logged, load: result, hostStealPercent };
 }
 
 /**
@@ -115,7 +125,8 @@ export async function withEventLoopLag(
     lag = await measureEventLoopLag(ctx, start, load);
     ctx.log(
       `  switchyard lag p50 ${lag.lag.p50Ms} ms  p99 ${lag.lag.p99Ms} ms  max ${lag.lag.maxMs} ms ` +
-        `at ${lag.load.requestsPerS.toFixed(0)} req/s`,
+        `at ${lag.load.requestsPerS.toFixed(0)} req/s` +
+        (lag.hostStealPercent === null ? '' : `  steal ${lag.hostStealPercent.toFixed(0)}%`),
     );
   } catch (error) {
     ctx.signal.throwIfAborted();
@@ -135,6 +146,7 @@ export async function withEventLoopLag(
             'lag p50 (ms)': lag.lag.p50Ms,
             'lag max (ms)': lag.lag.maxMs,
             [runLabel]: Math.round(lag.load.requestsPerS),
+            ...(lag.hostStealPercent === null ? {} : { 'lag run host steal (%)': Math.round(lag.hostStealPercent) }),
           },
         },
   );

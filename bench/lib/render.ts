@@ -3,6 +3,7 @@
  * leaving the hand-written text around them alone.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { QUIET_STEAL_PERCENT, type QuietRatios, quietRoundRatios } from './quiet-rounds.ts';
 import type { ContenderResult, RatioResult, RunResults, ScenarioResult } from './results.ts';
 
 /** Marks the start of the generated section in docs/benchmarks.md. */
@@ -128,6 +129,20 @@ function scenarioSection(s: ScenarioResult): string {
       '| ratio | req/s | MiB/s | p50 latency | p99 latency | CPU per request |',
       '|---|--:|--:|--:|--:|--:|',
       ...s.ratios.map((r) => ratioRow(r, s.primary)),
+      '',
+    );
+  }
+  const quiet = s.ratios
+    .map((r) => quietRoundRatios(s.contenders, r.subject, r.reference))
+    .filter((q): q is QuietRatios => q !== null);
+  if (quiet.length > 0) {
+    lines.push(
+      `| ratio in quiet rounds (host steal under ${QUIET_STEAL_PERCENT}% for both) | rounds | req/s | p99 latency |`,
+      '|---|--:|--:|--:|',
+      ...quiet.map(
+        (q) =>
+          `| ${q.subject} / ${q.reference} | ${q.rounds} of ${q.recorded} | ${times(q.requestsPerS)} | ${times(q.p99)} |`,
+      ),
       '',
     );
   }
