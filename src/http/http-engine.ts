@@ -13,6 +13,7 @@ import { IpMatcher } from '../route/ip-matcher.ts';
 import type { CompiledRoute, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { ClientConnection } from './client-connection.ts';
+import { ConnectionList } from './connection-list.ts';
 import { type HttpLimits, httpLimits } from './parser/index.ts';
 import { type PoolOptions, UpstreamPool } from './upstream-pool.ts';
 
@@ -34,7 +35,7 @@ export class HttpEngine {
   readonly ctx: ProxyContext;
   readonly logger: Logger;
   readonly metrics: ProxyMetrics;
-  readonly connections: Set<ClientConnection>;
+  readonly connections: ConnectionList<ClientConnection>;
   readonly pools: Set<UpstreamPool>;
   limits: HttpLimits;
   trustedProxies: IpMatcher | null;
@@ -52,7 +53,7 @@ export class HttpEngine {
     this.ctx = ctx;
     this.logger = ctx.logger;
     this.metrics = ctx.metrics;
-    this.connections = new Set();
+    this.connections = new ConnectionList();
     this.pools = new Set();
     this.limits = httpLimits();
     this.trustedProxies = null;
@@ -197,9 +198,9 @@ export class HttpEngine {
   sweep(): void {
     const now = Date.now();
     this.now = now;
-    for (const conn of this.connections) {
+    this.connections.forEach((conn) => {
       if (conn.deadline !== 0 && conn.deadline <= now) conn.onDeadline();
-    }
+    });
     for (const pool of this.pools) {
       if (pool.closed && pool.total === 0) this.pools.delete(pool);
       else pool.sweep(now);
@@ -209,7 +210,9 @@ export class HttpEngine {
   /** Shutdown: idle keep-alive connections close now; busy ones close after their exchange. */
   drain(): void {
     this.draining = true;
-    for (const conn of this.connections) conn.drain();
+    this.connections.forEach((conn) => {
+      conn.drain();
+    });
   }
 
   /** Stops the sweep timer and closes every pool. Client sockets are the runtime's to close. */
