@@ -107,8 +107,6 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
   state: number;
   /** Coarse deadline (ms since epoch) checked by the engine's sweep; 0 for none. */
   deadline: number;
-  /** Slot in the engine's ConnectionList, -1 when not in it. */
-  listSlot: number;
   queueDeadline: number;
   /** Whether the connection stays open after the current exchange. */
   keepAlive: boolean;
@@ -170,7 +168,6 @@ export class ClientConnection implements PoolUser, HeldWriteOwner {
     this.addedLines = null;
     this.state = S_IDLE;
     this.deadline = engine.now + table.config.http.keepAliveTimeoutMs;
-    this.listSlot = -1;
     this.queueDeadline = 0;
     this.keepAlive = true;
     this.looping = false;

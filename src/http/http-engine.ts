@@ -11,9 +11,9 @@ import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { TargetState } from '../policy/target-state.ts';
 import { IpMatcher } from '../route/ip-matcher.ts';
 import type { CompiledRoute, RouteTable } from '../route/route-table.ts';
+import { ConnectionList } from '../runtime/connection-list.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { ClientConnection } from './client-connection.ts';
-import { ConnectionList } from './connection-list.ts';
 import { type HttpLimits, httpLimits } from './parser/index.ts';
 import { type PoolOptions, UpstreamPool } from './upstream-pool.ts';
 

@@ -11,6 +11,7 @@ import type { LlmGateway } from '../llm/gateway.ts';
 import type { ProxyMetrics } from '../observe/metrics.ts';
 import type { IpMatcher } from '../route/ip-matcher.ts';
 import type { RouteTable } from '../route/route-table.ts';
+import type { ConnectionList } from './connection-list.ts';
 
 /** Shared state of one running proxy; the listener and forwarders read it, the runtime owns it. */
 export interface ProxyContext {
@@ -21,7 +22,7 @@ export interface ProxyContext {
   readonly logger: Logger;
   readonly metrics: ProxyMetrics;
   /** Every open client socket, so shutdown can wait for them and then close them. */
-  readonly clients: Set<Socket>;
+  readonly clients: ConnectionList<Socket>;
   /** True once shutdown began: new connections are refused. */
   closing: boolean;
   /** Classify deadlines of new connections that are still being read. */

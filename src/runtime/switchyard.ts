@@ -17,6 +17,7 @@ import { ProxyMetrics } from '../observe/metrics.ts';
 import { TargetRegistry } from '../policy/target-state.ts';
 import { IpMatcher } from '../route/ip-matcher.ts';
 import { RouteTable } from '../route/route-table.ts';
+import { ConnectionList } from './connection-list.ts';
 import { HelloServer } from './hello-server.ts';
 import type { ProxyContext } from './proxy-context.ts';
 
@@ -57,7 +58,7 @@ export class Switchyard {
       trustedProxies: trustedProxies(config),
       logger: this.logger,
       metrics: this.metrics,
-      clients: new Set(),
+      clients: new ConnectionList(),
       classifying: new ClassifySweeper(),
       tunnels: new TunnelSweeper(),
       closing: false,
@@ -268,7 +269,9 @@ export class Switchyard {
         );
         // Tunnels first: destroying a client alone only ends its upstream (tunnel.ts).
         tunnels.close();
-        for (const socket of clients) socket.destroy();
+        clients.forEach((socket) => {
+          socket.destroy();
+        });
         await waitForDrain(open, 1000);
       }
     }

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConnectionList, type Listed } from './connection-list.ts';
+import { ConnectionList } from './connection-list.ts';
 
-class Item implements Listed {
-  listSlot = -1;
+class Item {
   readonly name: string;
   constructor(name: string) {
     this.name = name;
@@ -25,12 +24,19 @@ test('add, delete from the middle, the end and twice; slots stay consistent', ()
   list.add(b);
   assert.equal(list.size, 4);
   list.delete(b);
-  assert.equal(b.listSlot, -1);
+  assert.equal(list.has(b), false);
   assert.deepEqual(names(list), ['a', 'c', 'd']);
   list.delete(b);
   list.delete(d);
   assert.deepEqual(names(list), ['a', 'c']);
   list.delete(new Item('stranger'));
+  // An entry of another list is not this list's to remove.
+  const other = new ConnectionList<Item>();
+  other.add(new Item('x'));
+  const inOther = new Item('y');
+  other.add(inOther);
+  list.delete(inOther);
+  assert.equal(other.has(inOther), true);
   assert.equal(list.size, 2);
   list.add(b);
   assert.deepEqual(names(list), ['a', 'b', 'c']);
