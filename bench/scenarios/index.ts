@@ -8,12 +8,14 @@ import { llmChat } from './llm-chat.ts';
 import { llmLatency } from './llm-latency.ts';
 import { llmStream } from './llm-stream.ts';
 import { tcpBulk } from './tcp-bulk.ts';
+import { tcpClose } from './tcp-close.ts';
 import { tcpSmall } from './tcp-small.ts';
 
 /** All scenarios of `npm run bench`. */
 export const SCENARIOS: readonly Scenario[] = [
   tcpSmall,
   tcpBulk,
+  tcpClose,
   httpSmall,
   http64k,
   httpClose,
