@@ -14,6 +14,15 @@ class Entry implements DeadlineEntry {
   }
 }
 
+/** Waits until `done()` holds, failing the test after `ms` rather than hanging. */
+async function until(done: () => boolean, what: string, ms = 2000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!done()) {
+    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
 function timers(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 }
@@ -76,4 +85,58 @@ test('close clears everything, including the timer', () => {
   wheel.add(new Entry(1000));
   assert.equal(wheel.size, 0);
   assert.equal(timers(), before);
+});
+
+test('a callback that cancels or moves entries of its own bucket keeps them from firing there', async () => {
+  const wheel = new DeadlineWheel(20);
+  const at = performance.now() + 1;
+  const fired: number[] = [];
+  const firedAt = new Map<number, number>();
+  let cancelled = -1;
+  let moved = -1;
+  const entries: DeadlineEntry[] = [0, 1, 2, 3].map((i) => ({
+    deadlineAt: at,
+    onDeadline() {
+      fired.push(i);
+      firedAt.set(i, performance.now());
+      if (fired.length > 1) return;
+      // The first to fire cancels one of the other three and moves another 100 ms on.
+      const others = [0, 1, 2, 3].filter((j) => j !== i);
+      cancelled = others[0];
+      moved = others[1];
+      wheel.delete(entries[cancelled]);
+      entries[moved].deadlineAt = performance.now() + 100;
+      wheel.add(entries[moved]);
+    },
+  }));
+  for (const e of entries) wheel.add(e);
+  assert.equal(wheel.size, 4);
+  await until(() => fired.length >= 2, 'two deadlines');
+  await sleep(30);
+  assert.equal(fired.length, 2, 'the first and the one left alone fire in the bucket');
+  assert.ok(!fired.includes(cancelled) && !fired.includes(moved));
+  assert.equal(wheel.size, 1, 'the moved entry waits for its new deadline');
+  await until(() => fired.length >= 3, 'the moved deadline');
+  assert.equal(fired[2], moved);
+  assert.ok(firedAt.get(moved)! >= entries[moved].deadlineAt);
+  assert.ok(!fired.includes(cancelled));
+  assert.equal(wheel.size, 0);
+  wheel.close();
+});
+
+test('many deadlines added and cancelled in any order keep the count and fire only the rest', async () => {
+  const wheel = new DeadlineWheel(5);
+  const entries = Array.from({ length: 300 }, (_, i) => new Entry(5 + (i % 7) * 3));
+  for (const e of entries) wheel.add(e);
+  // Cancel every third, from the middle outwards: removals from each bucket's list at every position.
+  const cancelled = entries.filter((_, i) => i % 3 === 0).reverse();
+  for (const e of cancelled) wheel.delete(e);
+  for (const e of cancelled) wheel.delete(e);
+  assert.equal(wheel.size, 200);
+  await until(() => wheel.size <= 0, 'every deadline');
+  for (const [i, e] of entries.entries()) {
+    if (i % 3 === 0) assert.equal(e.firedAt, -1, `entry ${i} was cancelled`);
+    else assert.ok(e.firedAt >= e.deadlineAt, `entry ${i} fired, not early`);
+  }
+  wheel.close();
 });

@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { SwitchyardError } from '../errors.ts';
+import type { ConnectionList } from '../runtime/connection-list.ts';
 import type { LimiterWaiter, SlotOutcome } from './concurrency-limiter.ts';
 import type { DeadlineEntry, DeadlineWheel } from './deadline-wheel.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -53,8 +54,8 @@ export interface ExchangeContext {
   /** Whether debug lines are written. */
   readonly logDebug: boolean;
   readonly wheel: DeadlineWheel;
-  /** Exchanges in progress, so `close()` can end them. */
-  readonly live: Set<Exchange>;
+  /** Exchanges in progress, so `close()` can end them (a list, not a Set: see ConnectionList). */
+  readonly live: ConnectionList<Exchange>;
   /** Exchanges started since {@link armArrivals} last ran; it arms them. */
   readonly arrivals: Exchange[];
   /** The immediate that runs {@link armArrivals}, while one is queued. */

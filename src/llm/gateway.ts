@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { SwitchyardError } from '../errors.ts';
+import { ConnectionList } from '../runtime/connection-list.ts';
 import type { LimiterStats } from './concurrency-limiter.ts';
 import { DeadlineWheel } from './deadline-wheel.ts';
 import { matchEndpoint } from './endpoint.ts';
@@ -61,7 +62,7 @@ export class LlmGateway {
   #logger: Logger;
   #ctx: ExchangeContext;
   #wheel: DeadlineWheel;
-  #live = new Set<Exchange>();
+  #live = new ConnectionList<Exchange>();
   #usage = new UsageStats();
   #providers = new Map<string, ProviderRuntime>();
   #mocks = new Map<string, MockLlmServer>();

@@ -61,3 +61,20 @@ test('forEach visits each entry once while entries remove themselves and others'
   assert.deepEqual(visited.sort(), ['0', '1', '2', '3', '4', '5', '6', '7', '8']);
   assert.equal(list.size, 9);
 });
+
+test('an entry can be in two lists that use different slot keys', () => {
+  const other = Symbol('other');
+  const a = new ConnectionList<Item>();
+  const b = new ConnectionList<Item>(other);
+  const items = ['x', 'y', 'z'].map((n) => new Item(n));
+  for (const item of items) {
+    a.add(item);
+    b.add(item);
+  }
+  a.delete(items[0]);
+  b.delete(items[2]);
+  assert.deepEqual(names(a), ['y', 'z']);
+  assert.deepEqual(names(b), ['x', 'y']);
+  assert.ok(b.has(items[0]) && !a.has(items[0]));
+  assert.ok(a.has(items[2]) && !b.has(items[2]));
+});

@@ -24,40 +24,51 @@
 
 const kSlot = Symbol('switchyard.connectionListSlot');
 
-/** An entry: any object, in one ConnectionList at a time; its slot is stored on it under a private symbol. */
-interface Slotted {
-  [kSlot]?: number;
-}
+/**
+ * An entry: any object, in one ConnectionList of a kind at a time; its slot is stored on it under the
+ * kind's symbol (the default one, or the one given to the constructor).
+ */
+type Slotted = Record<symbol, number | undefined>;
 
 export class ConnectionList<T extends object> {
   readonly #items: T[] = [];
+  readonly #slot: symbol;
+
+  /**
+   * @param slot the property that holds an entry's slot. Objects that are in two lists at once
+   *   (an LLM exchange is in the gateway's live list and in a deadline bucket) need a key per kind of list.
+   */
+  constructor(slot: symbol = kSlot) {
+    this.#slot = slot;
+  }
 
   get size(): number {
     return this.#items.length;
   }
 
   has(item: T): boolean {
-    const slot = (item as Slotted)[kSlot];
+    const slot = (item as Slotted)[this.#slot];
     return slot !== undefined && slot >= 0 && this.#items[slot] === item;
   }
 
   add(item: T): void {
     if (this.has(item)) return;
-    (item as Slotted)[kSlot] = this.#items.length;
+    (item as Slotted)[this.#slot] = this.#items.length;
     this.#items.push(item);
   }
 
   /** Removes `item` if it is in the list. */
   delete(item: T): void {
     if (!this.has(item)) return;
-    const slot = (item as Slotted)[kSlot]!;
+    const key = this.#slot;
+    const slot = (item as Slotted)[key]!;
     const items = this.#items;
     const last = items.pop()!;
     if (last !== item) {
       items[slot] = last;
-      (last as Slotted)[kSlot] = slot;
+      (last as Slotted)[key] = slot;
     }
-    (item as Slotted)[kSlot] = -1;
+    (item as Slotted)[key] = -1;
   }
 
   /** The entries as they are now (a copy: the list may change while it is walked). */
