@@ -9,7 +9,7 @@
  * itself when it finishes, which is the churn that made long-lived Sets keep dead connections alive
  * through scavenges (connection-list.ts). Measured on the quick start's chat route (`wrk -c32`, mock
  * provider in process, `--trace-gc-nvp`): with the Sets, in 2 of 9 processes each scavenge promoted
- * 1.3-2.7 MB and paused 6-10 ms, and RSS climbed past 300 MB; with the lists, none of 12
+ * 1.3-2.7 MB and paused 6-10 ms, and RSS climbed past 300 MB; with the lists, none of 18
  * (docs/benchmarks.md).
  */
 import { ConnectionList } from '../runtime/connection-list.ts';
