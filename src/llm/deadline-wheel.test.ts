@@ -128,7 +128,7 @@ test('many deadlines added and cancelled in any order keep the count and fire on
   const wheel = new DeadlineWheel(5);
   const entries = Array.from({ length: 300 }, (_, i) => new Entry(5 + (i % 7) * 3));
   for (const e of entries) wheel.add(e);
-  // Cancel every third, from the middle outwards: removals from each bucket's list at every position.
+  // Cancel every third, the last added first: removals from each bucket's list at its end and middle.
   const cancelled = entries.filter((_, i) => i % 3 === 0).reverse();
   for (const e of cancelled) wheel.delete(e);
   for (const e of cancelled) wheel.delete(e);
