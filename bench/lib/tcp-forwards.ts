@@ -3,11 +3,14 @@
  * all forwarding to the same backend port.
  */
 import type { Contender } from './compare.ts';
-import { loopbackEndpoint } from './compare.ts';
+import { compare, loopbackEndpoint } from './compare.ts';
+import type { ScenarioContext } from './context.ts';
 import { startHaproxyTcp } from './haproxy.ts';
-import { startNginxStream } from './nginx.ts';
+import { type BackendFiles, startNginxBackend, startNginxStream } from './nginx.ts';
 import type { PeerName } from './peers.ts';
+import type { PrimaryMetric, ScenarioResult } from './results.ts';
 import { startSwitchyardTcp } from './switchyard.ts';
+import type { WrkLoad } from './wrk.ts';
 
 /** Peers the TCP forward contenders need (the backend is nginx, the load wrk). */
 export const TCP_FORWARD_PEERS: readonly PeerName[] = ['nginx', 'nginx-stream', 'haproxy', 'wrk'];
@@ -56,4 +59,49 @@ export function tcpForwardContenders(backendPort: number, versions: Readonly<Rec
       },
     },
   ];
+}
+
+/** What a TCP forward scenario varies: its load, the backend's files and how the page describes them. */
+export interface TcpForwardScenario {
+  readonly name: string;
+  readonly description: string;
+  readonly load: WrkLoad;
+  readonly primary: PrimaryMetric;
+  /** Files the backend nginx serves, by name. */
+  readonly files?: BackendFiles;
+  /** The request as the results page states it (defaults to `GET <path>`). */
+  readonly request?: string;
+  readonly response: string;
+  readonly backend: string;
+  readonly goalRounds?: number;
+}
+
+/** Runs `scenario`: an nginx backend, then every TCP forward contender compared under its load. */
+export async function runTcpForwardScenario(
+  ctx: ScenarioContext,
+  scenario: TcpForwardScenario,
+): Promise<ScenarioResult> {
+  const backend = await startNginxBackend(ctx, scenario.files);
+  const load = scenario.load;
+  const result = await compare(ctx, {
+    load,
+    contenders: tcpForwardContenders(backend.port, ctx.peers.versions),
+    ratios: TCP_FORWARD_RATIOS,
+    primary: scenario.primary,
+    goalRounds: scenario.goalRounds,
+  });
+  return {
+    name: scenario.name,
+    description: scenario.description,
+    load: {
+      tool: 'wrk',
+      request: scenario.request ?? `GET ${load.path}`,
+      response: scenario.response,
+      connections: load.connections,
+      threads: load.threads,
+      backend: scenario.backend,
+    },
+    ...result,
+    notes: [],
+  };
 }
