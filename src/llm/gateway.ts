@@ -289,7 +289,10 @@ export class LlmGateway {
     if (this.#closed) return;
     this.#closed = true;
     await this.#starting.catch(() => {});
-    for (const exchange of [...this.#live]) exchange.shutdown();
+    // Over a copy, skipping exchanges an earlier shutdown already ended.
+    this.#live.forEach((exchange) => {
+      exchange.shutdown();
+    });
     if (this.#ctx.arming !== null) clearImmediate(this.#ctx.arming);
     this.#ctx.arming = null;
     this.#ctx.arrivals.length = 0;
