@@ -4,7 +4,7 @@
  * Switchyard with the others. Scenarios describe contenders and load; this file does the rest.
  */
 import type { RunOptions, ScenarioContext } from './context.ts';
-import { cpuSeconds, hostStealSeconds } from './cpu.ts';
+import { cpuSeconds, hostStealSeconds, stealPercent } from './cpu.ts';
 import { type MemorySample, sampleMemory } from './memory.ts';
 import { LOOPBACK } from './ports.ts';
 import { median } from './quiet-rounds.ts';
@@ -206,8 +206,7 @@ async function measure(ctx: ScenarioContext, entry: Live, load: WrkLoad): Promis
   const stealAfter = await hostStealSeconds();
   const cpuAfter = await cpuSeconds(endpoint.pids);
   const proxyCpuS = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
-  const hostStealPercent =
-    stealBefore === null || stealAfter === null ? null : ((stealAfter - stealBefore) / wrk.durationS) * 100;
+  const hostStealPercent = stealPercent(stealBefore, stealAfter, wrk.durationS);
   const result: RoundResult = { ...wrk, proxyCpuS, hostStealPercent };
   entry.rounds.push(result);
   entry.loaded = await sampleMemory(endpoint.pids);

@@ -47,3 +47,11 @@ export async function hostStealSeconds(): Promise<number | null> {
     return null;
   }
 }
+
+/**
+ * Steal between two {@link hostStealSeconds} readings taken around a run of `durationS`, in percent
+ * of one CPU, or null when either reading is missing.
+ */
+export function stealPercent(before: number | null, after: number | null, durationS: number): number | null {
+  return before === null || after === null ? null : ((after - before) / durationS) * 100;
+}

@@ -13,7 +13,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ScenarioContext } from './context.ts';
-import { hostStealSeconds } from './cpu.ts';
+import { hostStealSeconds, stealPercent } from './cpu.ts';
 import { LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
 import type { ContenderResult } from './results.ts';
@@ -101,9 +101,7 @@ export async function measureEventLoopLag(
     p99Ms: pastInterval(logged.p99Ms),
     maxMs: pastInterval(logged.maxMs),
   };
-  const hostStealPercent =
-    stealBefore === null || stealAfter === null ? null : ((stealAfter - stealBefore) / result.durationS) * 100;
-  return { lag, logged, load: result, hostStealPercent };
+  return { lag, logged, load: result, hostStealPercent: stealPercent(stealBefore, stealAfter, result.durationS) };
 }
 
 /**
