@@ -10,6 +10,8 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigInput } from '../src/config/schema.ts';
+import { RawTunnel } from '../src/l4/raw-tunnel.ts';
+import type { Tunnel } from '../src/l4/tunnel.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { captureLogs } from './helpers/logs.ts';
@@ -39,15 +41,45 @@ after(async () => {
   await assertNoLeaks(baseline);
 });
 
+/**
+ * Whether the forwards of the test running now take bare handles (raw-tunnel.ts) or Sockets
+ * (tunnel.ts): {@link both} runs each test once each way.
+ */
+let bareHandles = true;
+
+function both(name: string, fn: () => Promise<void>): void {
+  for (const bare of [true, false]) {
+    test(`${name} (${bare ? 'bare handles' : 'sockets'})`, async () => {
+      bareHandles = bare;
+      await fn();
+    });
+  }
+}
+
 function forward(port: number, targets: Array<string>, extra: Record<string, unknown> = {}): ConfigInput {
   return {
     bind: '127.0.0.1',
     log: { level: 'silent' },
-    routes: [{ name: 'fwd', match: { ports: port }, action: { type: 'forward', mode: 'tcp', targets, ...extra } }],
+    routes: [
+      {
+        name: 'fwd',
+        match: { ports: port },
+        action: { type: 'forward', mode: 'tcp', targets, bareHandles, ...extra },
+      },
+    ],
   };
 }
 
-test('TCP round trip with half-close in both directions', async () => {
+/** Bytes the proxy holds for the upstream of its only tunnel, which must be of the current kind. */
+function heldForUpstream(proxy: Switchyard): number {
+  const [tunnel] = proxy.ctx.tunnels.tunnels;
+  assert.equal(tunnel instanceof RawTunnel, bareHandles, 'the tunnel is of the kind under test');
+  if (tunnel instanceof RawTunnel)
+    return (tunnel.upstream!.handle as unknown as { writeQueueSize: number }).writeQueueSize;
+  return heldBy((tunnel as Tunnel).upstream!);
+}
+
+both('TCP round trip with half-close in both directions', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
   try {
@@ -59,12 +91,31 @@ test('TCP round trip with half-close in both directions', async () => {
     await sleep(20);
     assert.equal(await proxy.metrics.value('switchyard_bytes_total', { route: 'fwd', direction: 'in' }), 4);
     assert.equal(await proxy.metrics.value('switchyard_bytes_total', { route: 'fwd', direction: 'out' }), 9);
+    assert.equal(await proxy.metrics.value('switchyard_connections_total', { route: 'fwd' }), 1);
+    assert.equal(await proxy.metrics.value('switchyard_connections_active'), 0);
+    assert.equal(proxy.connectionCount, 0);
   } finally {
     await proxy.close();
   }
 });
 
-test("a trusted PROXY header is not counted in the route's bytes, only what the tunnel carries", async () => {
+test('a target given by host name is forwarded on Sockets, with the same result', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`localhost:${echoA.port}`]));
+  try {
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    client.write('ping');
+    await readUntil(client, 'A:ping');
+    const [tunnel] = proxy.ctx.tunnels.tunnels;
+    assert.ok(tunnel !== undefined && !(tunnel instanceof RawTunnel), 'a Socket tunnel');
+    client.end();
+    await closed(client);
+  } finally {
+    await proxy.close();
+  }
+});
+
+both("a trusted PROXY header is not counted in the route's bytes, only what the tunnel carries", async () => {
   const port = await freePort();
   const proxy = await Switchyard.start({
     ...forward(port, [`127.0.0.1:${echoA.port}`]),
@@ -82,7 +133,7 @@ test("a trusted PROXY header is not counted in the route's bytes, only what the 
   }
 });
 
-test('upstream half-close: the client can keep sending after the server ended', async () => {
+both('upstream half-close: the client can keep sending after the server ended', async () => {
   const upstream = await startServer(
     (socket) => {
       socket.end('greeting');
@@ -110,7 +161,7 @@ test('upstream half-close: the client can keep sending after the server ended', 
   }
 });
 
-test('bulk transfer keeps every byte in order', async () => {
+both('bulk transfer keeps every byte in order', async () => {
   const size = 8 * 1024 * 1024;
   const sink = await startServer(
     (socket) => {
@@ -156,7 +207,7 @@ function stutteringDigest(socket: import('node:net').Socket): Promise<string> {
   return new Promise((resolve) => socket.on('end', () => resolve(`${n}:${hash.digest('hex')}`)));
 }
 
-test('concurrent bulk transfers both ways to stuttering readers keep every byte (recycled read buffers)', async () => {
+both('concurrent bulk transfers both ways to stuttering readers keep every byte (recycled read buffers)', async () => {
   // Several tunnels move large reads at once while both ends pause now and then, so writes stay
   // pending in the kernel while other sockets read: a read buffer reused before its write
   // completed would corrupt some stream.
@@ -200,7 +251,7 @@ test('concurrent bulk transfers both ways to stuttering readers keep every byte 
   }
 });
 
-test('failover: a refused first target is skipped for the second', async () => {
+both('failover: a refused first target is skipped for the second', async () => {
   const [port, dead] = await freePorts(2);
   const logs = captureLogs();
   const proxy = await Switchyard.start(
@@ -216,7 +267,7 @@ test('failover: a refused first target is skipped for the second', async () => {
   }
 });
 
-test('round-robin spreads connections over targets', async () => {
+both('round-robin spreads connections over targets', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`, `127.0.0.1:${echoB.port}`]));
   try {
@@ -228,7 +279,7 @@ test('round-robin spreads connections over targets', async () => {
   }
 });
 
-test('round-robin: a refused target is skipped for the next one and the refusal counted', async () => {
+both('round-robin: a refused target is skipped for the next one and the refusal counted', async () => {
   const [port, dead] = await freePorts(2);
   const logs = captureLogs();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${dead}`, `127.0.0.1:${echoB.port}`]), {
@@ -253,7 +304,7 @@ test('round-robin: a refused target is skipped for the next one and the refusal 
   }
 });
 
-test('every target refusing closes the client promptly with a counter', async () => {
+both('every target refusing closes the client promptly with a counter', async () => {
   const [port, dead1, dead2] = await freePorts(3);
   const logs = captureLogs();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${dead1}`, `127.0.0.1:${dead2}`]), {
@@ -271,7 +322,7 @@ test('every target refusing closes the client promptly with a counter', async ()
   }
 });
 
-test('a target that never answers the SYN times out and fails over', async () => {
+both('a target that never answers the SYN times out and fails over', async () => {
   // A socket that listens with a zero backlog and never accepts: once its queue is full the
   // kernel drops further SYNs, so a connect hangs (Node's own servers always accept).
   const blackhole = spawn('/usr/bin/python3', [
@@ -310,7 +361,7 @@ test('a target that never answers the SYN times out and fails over', async () =>
   }
 });
 
-test('idle timeout closes both sides', async () => {
+both('idle timeout closes both sides', async () => {
   const port = await freePort();
   const silent = await startServer(() => {});
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${silent.port}`], { idleTimeoutMs: 200 }));
@@ -320,16 +371,20 @@ test('idle timeout closes both sides', async () => {
     await once(client, 'connect');
     await sleep(50);
     assert.equal(silent.sockets.size, 1);
+    assert.equal(proxy.connectionCount, 1);
+    assert.equal(await proxy.metrics.value('switchyard_connections_active'), 1);
     await closed(client, 2000);
     await sleep(50);
     assert.equal(silent.sockets.size, 0);
+    assert.equal(proxy.connectionCount, 0);
+    assert.equal(await proxy.metrics.value('switchyard_connections_active'), 0);
   } finally {
     await proxy.close();
     await silent.close();
   }
 });
 
-test('traffic keeps a tunnel open past its idle timeout, which counts from the last byte', async () => {
+both('traffic keeps a tunnel open past its idle timeout, which counts from the last byte', async () => {
   const port = await freePort();
   const echo = await startServer((socket) => socket.pipe(socket));
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echo.port}`], { idleTimeoutMs: 300 }));
@@ -358,7 +413,7 @@ test('traffic keeps a tunnel open past its idle timeout, which counts from the l
   }
 });
 
-test('a slow reader does not make the proxy buffer without bound', async () => {
+both('a slow reader does not make the proxy buffer without bound', async () => {
   // The upstream writes as fast as the proxy accepts; the client reads nothing. With
   // backpressure the upstream must see write() return false after a bounded amount.
   let written = 0;
@@ -403,7 +458,7 @@ function heldBy(socket: Socket): number {
   return socket.writableLength + (handle?.writeQueueSize ?? 0);
 }
 
-test('a slow upstream makes the proxy stop reading its client; every byte arrives once it reads', async () => {
+both('a slow upstream makes the proxy stop reading its client; every byte arrives once it reads', async () => {
   // The mirror of the slow reader above: the client writes as fast as the proxy accepts and the
   // upstream reads nothing. With backpressure the client must see write() return false after a
   // bounded amount, and the proxy must hold no more than a chunk or so of its own.
@@ -458,8 +513,7 @@ test('a slow upstream makes the proxy stop reading its client; every byte arrive
     await sleep(500);
     const settled = written;
     await sleep(300);
-    const [tunnel] = proxy.ctx.tunnels.tunnels;
-    const proxyHeld = heldBy(tunnel.upstream!);
+    const proxyHeld = heldForUpstream(proxy);
     assert.ok(blocked, 'the client saw backpressure');
     assert.equal(written, settled, 'no progress while the upstream does not read');
     assert.ok(written < 64 * 1024 * 1024, `the client got ${written} bytes in`);
@@ -480,7 +534,7 @@ test('a slow upstream makes the proxy stop reading its client; every byte arrive
   }
 });
 
-test('live route update: new connections use the new table, open ones keep theirs', async () => {
+both('live route update: new connections use the new table, open ones keep theirs', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
   try {
@@ -499,7 +553,7 @@ test('live route update: new connections use the new table, open ones keep their
   }
 });
 
-test('live update opens new ports and closes removed ones', async () => {
+both('live update opens new ports and closes removed ones', async () => {
   const [p1, p2] = await freePorts(2);
   const proxy = await Switchyard.start(forward(p1, [`127.0.0.1:${echoA.port}`]));
   try {
@@ -515,7 +569,7 @@ test('live update opens new ports and closes removed ones', async () => {
   }
 });
 
-test('a bad update is rejected whole and the running table stays', async () => {
+both('a bad update is rejected whole and the running table stays', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
   try {
@@ -526,7 +580,7 @@ test('a bad update is rejected whole and the running table stays', async () => {
   }
 });
 
-test('graceful shutdown stops accepting and drains open connections', async () => {
+both('graceful shutdown stops accepting and drains open connections', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
   const open = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -552,7 +606,7 @@ test('graceful shutdown stops accepting and drains open connections', async () =
   await closing;
 });
 
-test('graceful shutdown closes what is left at the deadline', async () => {
+both('graceful shutdown closes what is left at the deadline', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(forward(port, [`127.0.0.1:${echoA.port}`]));
   const open = connect({ port, host: '127.0.0.1' });

@@ -161,7 +161,10 @@ const ForwardAction = z
       .int()
       .positive()
       .optional()
-      .describe('Connect timeout per target attempt; defaults to `timeouts.connectMs`.'),
+      .describe(
+        'Connect timeout per target attempt; defaults to `timeouts.connectMs`. On bare handles (`bareHandles`) ' +
+          'it is checked by the 250 ms tunnel sweep: a connect gives up no earlier than this and at most 0.5 s later.',
+      ),
     idleTimeoutMs: z
       .number()
       .int()
@@ -171,6 +174,14 @@ const ForwardAction = z
         'Close after this long without a byte either way; defaults to `timeouts.idleMs`. In HTTP mode ' +
           'it also bounds WebSocket and other upgraded tunnels. Checked by a 250 ms sweep: a tunnel ' +
           'closes no earlier than this and at most 0.5 s later.',
+      ),
+    bareHandles: z
+      .boolean()
+      .default(true)
+      .describe(
+        'TCP mode: when the route is known at accept (a port with no SNI to read, no HTTP route and no ' +
+          'PROXY header) and every target is an IP address, forward on bare libuv handles instead of ' +
+          'net.Socket, which costs about half the CPU per connection (docs/benchmarks.md). `false` keeps Sockets.',
       ),
     responseTimeoutMs: z
       .number()

@@ -9,14 +9,26 @@
  * earlier than configured and at most two sweep intervals late. The HTTP engine does the same
  * for its deadlines (http-engine.ts).
  */
-import type { Tunnel } from './tunnel.ts';
+
+/** What the sweep needs of a tunnel (tunnel.ts, raw-tunnel.ts). */
+export interface SweptTunnel {
+  activity: number;
+  sweptActivity: number;
+  idleSince: number;
+  readonly options: { readonly idleTimeoutMs: number };
+  /** When the connect attempt in progress gives up (ms since epoch), or 0 for none. */
+  readonly connectDeadline: number;
+  connectTimeout(): void;
+  idleTimeout(): void;
+  finish(): void;
+}
 
 /** Sweep interval, as the HTTP engine's. */
 const SWEEP_MS = 250;
 
 /** The tunnels of one proxy with their idle timeouts; the runtime owns it and closes it. */
 export class TunnelSweeper {
-  readonly tunnels: Set<Tunnel>;
+  readonly tunnels: Set<SweptTunnel>;
   #timer: NodeJS.Timeout | null;
 
   constructor() {
@@ -24,8 +36,8 @@ export class TunnelSweeper {
     this.#timer = null;
   }
 
-  /** Starts watching a joined tunnel. */
-  add(tunnel: Tunnel): void {
+  /** Starts watching a tunnel: joined (tunnel.ts), or from accept on (raw-tunnel.ts). */
+  add(tunnel: SweptTunnel): void {
     tunnel.idleSince = Date.now();
     this.tunnels.add(tunnel);
     if (this.#timer === null) {
@@ -35,7 +47,7 @@ export class TunnelSweeper {
   }
 
   /** Stops watching a tunnel (it finished); the timer stops with the last one. */
-  delete(tunnel: Tunnel): void {
+  delete(tunnel: SweptTunnel): void {
     this.tunnels.delete(tunnel);
     if (this.tunnels.size === 0 && this.#timer !== null) {
       clearInterval(this.#timer);
@@ -46,7 +58,9 @@ export class TunnelSweeper {
   /** Ends every tunnel idle for its timeout at `now`. */
   sweep(now: number): void {
     for (const tunnel of this.tunnels) {
-      if (tunnel.activity !== tunnel.sweptActivity) {
+      if (tunnel.connectDeadline !== 0) {
+        if (now >= tunnel.connectDeadline) tunnel.connectTimeout();
+      } else if (tunnel.activity !== tunnel.sweptActivity) {
         tunnel.sweptActivity = tunnel.activity;
         tunnel.idleSince = now;
       } else if (now - tunnel.idleSince >= tunnel.options.idleTimeoutMs) {

@@ -29,7 +29,7 @@ export interface TunnelOptions {
 }
 
 /** One forwarded connection: a client socket joined to an upstream socket. */
-export class Tunnel implements HeldWriteOwner {
+export class Tunnel implements HeldWriteOwner, TargetCursor {
   readonly ctx: ProxyContext;
   readonly client: TunnelSocket;
   readonly route: CompiledRoute;
@@ -50,6 +50,8 @@ export class Tunnel implements HeldWriteOwner {
   sweptActivity: number;
   /** When the sweep last saw {@link activity} move (ms since epoch). */
   idleSince: number;
+  /** Always 0: see {@link connectTimeout}. */
+  readonly connectDeadline = 0;
   /**
    * The client's byte counters when the tunnel began, less the bytes already read that it will
    * forward: what came before (a PROXY header, the HTTP exchanges before an upgrade) is not the
@@ -119,26 +121,11 @@ export class Tunnel implements HeldWriteOwner {
 
   /** Starts connecting to the next target. */
   start(): void {
-    const targets = this.route.targets;
-    const action = this.route.action;
-    if (this.attempts === 0 && action.type === 'forward') {
-      this.firstIndex = firstTarget(action.loadBalancing, targets, this.route);
-    }
-    if (this.attempts >= targets.length) {
-      const error = new SwitchyardError('SY_L4_NO_TARGET', { route: this.route.name });
-      this.ctx.metrics.rejected.inc({ reason: error.code });
-      this.ctx.logger.warn(
-        { code: error.code, route: this.route.name, client: this.clientAddress, attempts: this.attempts },
-        error.message,
-      );
+    const target = nextTarget(this);
+    if (target === null) {
       this.client.destroy();
       return;
     }
-    const target = targets[(this.firstIndex + this.attempts) % targets.length];
-    this.attempts++;
-    if (this.target !== null) this.target.active--;
-    target.active++;
-    this.target = target;
     const upstream = connect({
       host: target.host,
       port: target.port,
@@ -162,9 +149,7 @@ export class Tunnel implements HeldWriteOwner {
     upstream.on('error', noop);
     upstream.destroy();
     this.upstream = null;
-    const target = this.target!;
-    this.ctx.metrics.upstreamErrors.inc({ target: target.key, reason: code });
-    this.ctx.logger.warn({ code, route: this.route.name, target: target.key, detail }, 'upstream connect failed');
+    logConnectFailed(this.ctx, this.route, this.target!, code, detail);
     if (this.client.destroyed) return;
     this.start();
   }
@@ -204,12 +189,12 @@ export class Tunnel implements HeldWriteOwner {
 
   /** No bytes moved either way for the idle timeout: close both sides. */
   idleTimeout(): void {
-    this.ctx.logger.info(
-      { code: 'SY_L4_IDLE_TIMEOUT', route: this.route.name, client: this.clientAddress },
-      `connection idle for ${this.options.idleTimeoutMs} ms`,
-    );
+    logIdleTimeout(this.ctx, this.route, this.clientAddress, this.options.idleTimeoutMs);
     this.finish();
   }
+
+  /** Never called: the connect timeout is the upstream socket's own (`setTimeout`). */
+  connectTimeout(): void {}
 
   /** Both sides are gone (or one failed): release everything once and record the byte counts. */
   finish(): void {
@@ -221,11 +206,75 @@ export class Tunnel implements HeldWriteOwner {
     const upstream = this.upstream;
     if (!client.destroyed) client.destroy();
     if (upstream !== null && !upstream.destroyed) upstream.destroy();
-    const metrics = this.ctx.metrics;
-    const route = this.route.name;
-    metrics.bytes.inc({ route, direction: 'in' }, client.bytesRead - this.bytesInBefore);
-    metrics.bytes.inc({ route, direction: 'out' }, client.bytesWritten - this.bytesOutBefore);
+    countTunnelBytes(
+      this.ctx,
+      this.route,
+      client.bytesRead - this.bytesInBefore,
+      client.bytesWritten - this.bytesOutBefore,
+    );
   }
+}
+
+/** Where a tunnel stands in its route's targets (tunnel.ts, raw-tunnel.ts). */
+export interface TargetCursor {
+  readonly ctx: ProxyContext;
+  readonly route: CompiledRoute;
+  readonly clientAddress: string;
+  /** Target attempts made so far, for failover. */
+  attempts: number;
+  /** Index of the first target tried. */
+  firstIndex: number;
+  /** The target of the attempt in progress (its `active` count taken), or null. */
+  target: TargetState | null;
+}
+
+/**
+ * The target to try next, its `active` count taken over from the last one's; null once every
+ * target was tried, which is counted and logged (the caller closes the client).
+ */
+export function nextTarget(t: TargetCursor): TargetState | null {
+  const route = t.route;
+  const targets = route.targets;
+  const action = route.action;
+  if (t.attempts === 0 && action.type === 'forward') t.firstIndex = firstTarget(action.loadBalancing, targets, route);
+  if (t.attempts >= targets.length) {
+    const error = new SwitchyardError('SY_L4_NO_TARGET', { route: route.name });
+    t.ctx.metrics.rejected.inc({ reason: error.code });
+    t.ctx.logger.warn(
+      { code: error.code, route: route.name, client: t.clientAddress, attempts: t.attempts },
+      error.message,
+    );
+    return null;
+  }
+  const target = targets[(t.firstIndex + t.attempts) % targets.length];
+  t.attempts++;
+  if (t.target !== null) t.target.active--;
+  target.active++;
+  t.target = target;
+  return target;
+}
+
+/** One connect attempt failed (the caller tries the next target). */
+export function logConnectFailed(
+  ctx: ProxyContext,
+  route: CompiledRoute,
+  target: TargetState,
+  code: string,
+  detail: string,
+): void {
+  ctx.metrics.upstreamErrors.inc({ target: target.key, reason: code });
+  ctx.logger.warn({ code, route: route.name, target: target.key, detail }, 'upstream connect failed');
+}
+
+export function logIdleTimeout(ctx: ProxyContext, route: CompiledRoute, client: string, idleTimeoutMs: number): void {
+  ctx.logger.info({ code: 'SY_L4_IDLE_TIMEOUT', route: route.name, client }, `connection idle for ${idleTimeoutMs} ms`);
+}
+
+/** A finished tunnel's bytes: `bytesIn` from the client, `bytesOut` to it. */
+export function countTunnelBytes(ctx: ProxyContext, route: CompiledRoute, bytesIn: number, bytesOut: number): void {
+  const counters = ctx.metrics.forRoute(route.name);
+  counters.bytesIn.inc(bytesIn);
+  counters.bytesOut.inc(bytesOut);
 }
 
 function noop(): void {}

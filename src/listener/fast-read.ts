@@ -86,10 +86,34 @@ export function recycle(chunk: Uint8Array): void {
  */
 function deliver(socket: FastSocket, length: number): void {
   if (socket[kOnShared]?.(SHARED, length)) return;
-  // Buffer.allocUnsafe takes small sizes from Node's 8 KiB pool: no malloc for typical reads.
+  socket[kOnData](copyShared(length));
+}
+
+/**
+ * The first `length` bytes of the shared read buffer, copied out: into Node's 8 KiB pool for
+ * small reads (Buffer.allocUnsafe, no malloc), into recycled memory for large ones.
+ */
+export function copyShared(length: number): Buffer {
   const chunk = length < RECYCLE_MIN ? Buffer.allocUnsafe(length) : recycledChunk(length);
   SHARED.copy(chunk, 0, 0, length);
-  socket[kOnData](chunk);
+  return chunk;
+}
+
+/**
+ * Makes a bare stream handle (no Socket; l4/raw-tunnel.ts) read into the shared buffer, as
+ * {@link FAST_READ} does for sockets: its `onread` then finds the byte count (or UV_EOF, or an
+ * error) in {@link readResult} and the bytes in the shared buffer, to take with
+ * {@link copyShared} before it returns. Returns false, changing nothing, without the binding.
+ */
+export function readIntoShared(handle: { useUserBuffer(buffer: Uint8Array): void }): boolean {
+  if (readBytes === undefined || typeof handle.useUserBuffer !== 'function') return false;
+  handle.useUserBuffer(SHARED);
+  return true;
+}
+
+/** In a bare handle's `onread`: the bytes read into the shared buffer, or a libuv error (< 0). */
+export function readResult(): number {
+  return (readBytes as Int32Array)[kReadBytes];
 }
 
 function onRead(this: FastSocket, length: number): boolean {
@@ -204,10 +228,19 @@ interface ListenHandle {
  * instead of once per connection. Measured on http-close (one connection per request), where
  * building the second Socket and the setsockopt were about 4% of the proxy's CPU (cpuprofile).
  *
+ * `onHandle`, when given, sees each accepted handle first and may take it whole (returning true):
+ * it then owns the handle and must call {@link releaseConnection} once the handle is closed.
+ * Connections are counted as net.Server counts its own, so `server.close()` still waits for them.
+ *
  * Call once the server listens. Returns false, changing nothing, when the server's handle is not a
  * plain TCP listener (then use adoptAccepted from the 'connection' listener).
  */
-export function acceptFast(server: Server, allowHalfOpen: boolean, onSocket: (socket: FastSocket) => void): boolean {
+export function acceptFast(
+  server: Server,
+  allowHalfOpen: boolean,
+  onSocket: (socket: FastSocket) => void,
+  onHandle: ((handle: object) => boolean) | null = null,
+): boolean {
   const internal = server as Server & { _handle: ListenHandle | null; _connections: number };
   const handle = internal._handle;
   if (handle === null || typeof handle.onconnection !== 'function') return false;
@@ -218,6 +251,8 @@ export function acceptFast(server: Server, allowHalfOpen: boolean, onSocket: (so
       server.emit('error', Object.assign(new Error(`accept ${code}`), { code, errno: status, syscall: 'accept' }));
       return;
     }
+    internal._connections++;
+    if (onHandle?.(clientHandle)) return;
     const socket = new Socket({
       handle: clientHandle,
       allowHalfOpen,
@@ -225,8 +260,6 @@ export function acceptFast(server: Server, allowHalfOpen: boolean, onSocket: (so
       onread: FAST_READ,
     } as unknown as SocketConstructorOpts) as FastSocket & { _server: unknown; server: unknown };
     if (!inherited) socket.setNoDelay(true);
-    // What net.Server's own accept does, so server.close() still waits for these connections.
-    internal._connections++;
     socket.server = server;
     socket._server = server;
     socket[kOnData] = ignore;
@@ -234,4 +267,11 @@ export function acceptFast(server: Server, allowHalfOpen: boolean, onSocket: (so
     onSocket(socket);
   };
   return true;
+}
+
+/** What a net.Socket's destroy does for its server: one connection fewer, 'close' once drained. */
+export function releaseConnection(server: Server): void {
+  const internal = server as Server & { _connections: number; _emitCloseIfDrained?: () => void };
+  internal._connections--;
+  internal._emitCloseIfDrained?.();
 }

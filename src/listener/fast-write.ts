@@ -33,11 +33,14 @@ interface WriteReq {
   bytes: number;
   buffer: unknown;
   socket: Socket | null;
+  /** The bare stream written, for writes made through {@link writeRawSoon}; else null. */
+  raw: RawTarget | null;
   /** A chunk to hand back to fast-read once written, or null. */
   recycled: Buffer | null;
 }
 
-interface StreamHandle {
+/** The parts of a stream handle (node's LibuvStreamWrap) that the direct writes use. */
+export interface StreamHandle {
   writeBuffer(req: WriteReq, data: Uint8Array): number;
   writeLatin1String(req: WriteReq, data: string): number;
   writev(req: WriteReq, chunks: unknown[], allBuffers: boolean): number;
@@ -88,12 +91,18 @@ function writeError(status: number): NodeJS.ErrnoException {
 }
 
 function onComplete(this: WriteReq, status: number): void {
-  const socket = this.socket as InternalSocket;
   // libuv is done with the memory, whatever the status (a closed handle cancels its writes).
   if (this.recycled !== null) recycle(this.recycled);
-  this.socket = null;
   this.buffer = null;
   this.recycled = null;
+  const raw = this.raw;
+  if (raw !== null) {
+    this.raw = null;
+    rawWriteComplete(raw, status);
+    return;
+  }
+  const socket = this.socket as InternalSocket;
+  this.socket = null;
   socket[kPending] = (socket[kPending] ?? 1) - 1;
   if (socket.destroyed) return;
   if (status < 0) {
@@ -124,7 +133,7 @@ function idleHandle(socket: InternalSocket): StreamHandle | null {
  */
 let spare: WriteReq | null = null;
 
-function newReq(handle: StreamHandle, socket: Socket, recycled: Buffer | null): WriteReq {
+function newReq(handle: StreamHandle, socket: Socket | null, recycled: Buffer | null): WriteReq {
   let req = spare;
   if (req === null) {
     req = new WriteWrap!();
@@ -135,6 +144,7 @@ function newReq(handle: StreamHandle, socket: Socket, recycled: Buffer | null): 
   req.bytes = 0;
   req.buffer = null;
   req.socket = socket;
+  req.raw = null;
   req.recycled = recycled;
   return req;
 }
@@ -292,15 +302,70 @@ export interface HeldWriteOwner {
 }
 
 /**
- * Held writes in order, four slots each: socket (null once dispatched), data, recycled, owner;
- * `heldLength` slots are in use. The two lists swap at each flush and keep their arrays: emptied
- * with `length = 0` instead, each pass regrew its list from nothing, about 200 B of garbage per
- * http-small exchange (sampling heap profile, docs/benchmarks.md).
+ * Held writes in order, four slots each: target (null once dispatched), data, recycled, owner;
+ * `length` slots are in use. The list and its spare swap at each flush and keep their arrays:
+ * emptied with `length = 0` instead, each pass regrew its list from nothing, about 200 B of
+ * garbage per http-small exchange (sampling heap profile, docs/benchmarks.md). One queue holds
+ * writes to sockets, another those to bare streams; order only matters per target.
  */
-let held: unknown[] = [];
-let heldLength = 0;
-let spareHeld: unknown[] = [];
+class HeldQueue<T, D, O> {
+  list: unknown[];
+  length: number;
+  spare: unknown[];
+  readonly dispatch: (target: T, data: D, recycled: boolean, owner: O) => void;
+
+  constructor(dispatch: (target: T, data: D, recycled: boolean, owner: O) => void) {
+    this.list = [];
+    this.length = 0;
+    this.spare = [];
+    this.dispatch = dispatch;
+  }
+
+  push(target: T, data: D, recycled: boolean, owner: O): void {
+    const list = this.list;
+    const i = this.length;
+    list[i] = target;
+    list[i + 1] = data;
+    list[i + 2] = recycled;
+    list[i + 3] = owner;
+    this.length = i + 4;
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  }
+
+  /** Dispatches every held write, in order. */
+  flush(): void {
+    const list = this.list;
+    const length = this.length;
+    if (length === 0) return;
+    this.list = this.spare;
+    this.length = 0;
+    for (let i = 0; i < length; i += 4) {
+      const target = list[i] as T | null;
+      if (target !== null) this.dispatch(target, list[i + 1] as D, list[i + 2] as boolean, list[i + 3] as O);
+    }
+    // Drop the references (targets, data, owners) so the list keeps nothing alive until reused.
+    list.fill(null, 0, length);
+    this.spare = list;
+  }
+
+  /** Dispatches, in order, the `count` writes held for `target`. */
+  flushFor(target: T, count: number): void {
+    const list = this.list;
+    for (let i = 0; i < this.length && count > 0; i += 4) {
+      if (list[i] !== target) continue;
+      list[i] = null;
+      count--;
+      this.dispatch(target, list[i + 1] as D, list[i + 2] as boolean, list[i + 3] as O);
+    }
+  }
+}
+
 let flushScheduled = false;
+
+const heldSockets = new HeldQueue<HoldingSocket, Buffer | string, HeldWriteOwner | null>(dispatchHeld);
 
 /** Dispatches one held write; tells its owner when the write stays pending. */
 function dispatchHeld(
@@ -321,34 +386,15 @@ function dispatchHeld(
 
 function flushAll(): void {
   flushScheduled = false;
-  const list = held;
-  const length = heldLength;
-  held = spareHeld;
-  heldLength = 0;
-  for (let i = 0; i < length; i += 4) {
-    const socket = list[i] as HoldingSocket | null;
-    if (socket !== null)
-      dispatchHeld(
-        socket,
-        list[i + 1] as Buffer | string,
-        list[i + 2] as boolean,
-        list[i + 3] as HeldWriteOwner | null,
-      );
-  }
-  // Drop the references (sockets, data, owners) so the list keeps nothing alive until reused.
-  list.fill(null, 0, length);
-  spareHeld = list;
+  heldSockets.flush();
+  heldRaw.flush();
 }
 
 /** Dispatches, in order, the writes held for `socket`. Call before `end()` or `socket.write()`. */
 export function flushHeld(socket: Socket): void {
   const s = socket as HoldingSocket;
-  if (!s[kHeld]) return;
-  for (let i = 0; i < heldLength && s[kHeld]! > 0; i += 4) {
-    if (held[i] !== s) continue;
-    held[i] = null;
-    dispatchHeld(s, held[i + 1] as Buffer | string, held[i + 2] as boolean, held[i + 3] as HeldWriteOwner | null);
-  }
+  const count = s[kHeld];
+  if (count) heldSockets.flushFor(s, count);
 }
 
 /** Ends `socket` after the writes held for it: its FIN follows every byte written so far. */
@@ -397,21 +443,106 @@ export function writeSoon(
 }
 
 function hold(s: HoldingSocket, data: Buffer | string, recycled: boolean, owner: HeldWriteOwner | null): true {
-  const i = heldLength;
-  held[i] = s;
-  held[i + 1] = data;
-  held[i + 2] = recycled;
-  held[i + 3] = owner;
-  heldLength = i + 4;
+  heldSockets.push(s, data, recycled, owner);
   s[kHeld] = (s[kHeld] ?? 0) + 1;
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushAll);
-  }
   return true;
 }
 
 /** Whether writes are waiting to complete, through either path ('drain' follows). */
 export function needsDrain(socket: Socket): boolean {
   return socket.writableNeedDrain || ((socket as InternalSocket)[kPending] ?? 0) > 0;
+}
+
+/**
+ * A stream written through its bare handle, with no Socket around it: the TCP forward's sides
+ * (l4/raw-tunnel.ts). It keeps the counts these functions need, and is told when a write failed
+ * and when its last pending write completed (where a Socket would emit 'error' and 'drain').
+ */
+export interface RawTarget {
+  readonly handle: StreamHandle;
+  /** Closed or closing: what is written to it is dropped. */
+  readonly closed: boolean;
+  /** Writes held for it ({@link writeRawSoon}) and not yet dispatched. */
+  held: number;
+  /** Writes dispatched that the kernel did not take at once. */
+  pending: number;
+  /** Bytes handed to the handle. */
+  bytesWritten: number;
+  writeFailed(status: number): void;
+  writesDone(): void;
+}
+
+/** Who is told when a held write to a bare stream stays pending (see {@link HeldWriteOwner}). */
+export interface RawWriteOwner {
+  rawWriteStalled(target: RawTarget): void;
+}
+
+/** Whether bare streams can be written here at all (Node's WriteWrap was found). */
+export const rawWritesAvailable = WriteWrap !== undefined && state !== undefined;
+
+function rawWriteComplete(target: RawTarget, status: number): void {
+  target.pending--;
+  if (target.closed) return;
+  if (status < 0) target.writeFailed(status);
+  else if (target.pending === 0) target.writesDone();
+}
+
+/**
+ * Writes `data` to a bare stream now. Returns false when the write stays pending in libuv (the
+ * caller stops reading what feeds the stream until `writesDone`); true when the kernel took it,
+ * or when it failed (the target was told) or was dropped (the target is closed).
+ */
+function writeRawNow(target: RawTarget, data: Buffer, recycled: boolean): boolean {
+  if (target.closed) {
+    if (recycled) recycle(data);
+    return true;
+  }
+  const req = newReq(target.handle, null, recycled ? data : null);
+  const err = target.handle.writeBuffer(req, data);
+  if (err !== 0) {
+    if (recycled) recycle(data);
+    req.recycled = null;
+    spare = req;
+    target.writeFailed(err);
+    return true;
+  }
+  target.bytesWritten += data.length;
+  if (state![kAsync] !== 0) {
+    req.async = true;
+    req.buffer = data;
+    req.raw = target;
+    target.pending++;
+    return false;
+  }
+  if (recycled) recycle(data);
+  req.recycled = null;
+  spare = req;
+  return true;
+}
+
+const heldRaw = new HeldQueue<RawTarget, Buffer, RawWriteOwner>(dispatchRawHeld);
+
+/**
+ * {@link writeSoon} for a bare stream: held to the end of the poll phase when small, else written
+ * now after what is held for it. Returns false only for a write made now that stayed pending; a
+ * held write that does is reported to `owner`. `recycled` as for writeSoon.
+ */
+export function writeRawSoon(target: RawTarget, data: Buffer, recycled: boolean, owner: RawWriteOwner): boolean {
+  if (data.length >= HOLD_BELOW_BYTES) {
+    flushRawHeld(target);
+    return writeRawNow(target, data, recycled);
+  }
+  heldRaw.push(target, data, recycled, owner);
+  target.held++;
+  return true;
+}
+
+function dispatchRawHeld(target: RawTarget, data: Buffer, recycled: boolean, owner: RawWriteOwner): void {
+  target.held--;
+  if (!writeRawNow(target, data, recycled) && !target.closed) owner.rawWriteStalled(target);
+}
+
+/** Dispatches, in order, the writes held for a bare stream; call before ending it. */
+export function flushRawHeld(target: RawTarget): void {
+  if (target.held > 0) heldRaw.flushFor(target, target.held);
 }

@@ -3,14 +3,16 @@
  * optional PROXY protocol header (trusted peers only), then a TLS ClientHello (for SNI) or
  * plaintext. Ports whose routes need neither are forwarded at once without reading a byte.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
+import type { Config, ForwardActionConfig } from '../config/schema.ts';
 import { SwitchyardError } from '../errors.ts';
-import { Tunnel } from '../l4/tunnel.ts';
+import { RawTunnel, rawTunnelsAvailable, type TcpHandle } from '../l4/raw-tunnel.ts';
+import { Tunnel, type TunnelOptions } from '../l4/tunnel.ts';
 import { normalizeAddress } from '../route/ip-matcher.ts';
-import type { MatchContext, RouteTable } from '../route/route-table.ts';
+import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { looksLikeTls, parseClientHello } from './client-hello.ts';
-import { acceptFast, adoptAccepted, type FastSocket, kOnData } from './fast-read.ts';
+import { acceptFast, adoptAccepted, type FastSocket, kOnData, releaseConnection } from './fast-read.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
 
 const kClassifier = Symbol('switchyard.classifier');
@@ -52,7 +54,12 @@ export class Listener {
       };
       const onListening = (): void => {
         server.removeListener('error', onError);
-        acceptFast(server, true, (socket) => this.accept(socket));
+        acceptFast(
+          server,
+          true,
+          (socket) => this.accept(socket),
+          rawTunnelsAvailable ? (handle) => this.acceptRaw(handle as TcpHandle) : null,
+        );
         server.on('error', (err) => this.ctx.logger.error({ err, port: this.port }, 'listener error'));
         resolve();
       };
@@ -70,6 +77,45 @@ export class Listener {
   close(): void {
     if (this.server.listening) this.server.close();
   }
+
+  /**
+   * Takes a connection on its bare handle when its route is known without reading a byte and
+   * its targets are addresses (raw-tunnel.ts); returns false to have a Socket made for it.
+   */
+  private acceptRaw(handle: TcpHandle): boolean {
+    const ctx = this.ctx;
+    const table = ctx.table;
+    const index = table.ports.get(this.port);
+    if (ctx.closing || index === undefined || index.needsPeek || index.hasHttp || ctx.trustedProxies !== null)
+      return false;
+    const peer: { address?: string } = {};
+    if (handle.getpeername(peer) !== 0) return false;
+    const clientIp = normalizeAddress(peer.address ?? '');
+    const match: MatchContext = {
+      port: this.port,
+      serverName: null,
+      clientIp,
+      tls: false,
+      path: null,
+      headers: null,
+      layer: 4,
+    };
+    const route = table.match(match);
+    const action = route?.action;
+    if (action?.type !== 'forward' || !action.bareHandles || !targetsAreAddresses(route!)) return false;
+    ctx.rawClients++;
+    ctx.metrics.activeConnections.inc();
+    ctx.metrics.forRoute(route!.name).connections.inc();
+    new RawTunnel(ctx, handle, route!, clientIp, tunnelOptions(action, table.config), this.rawClosed).start();
+    return true;
+  }
+
+  /** Every handle of a raw tunnel is closed: what a client Socket's 'close' does below. */
+  private readonly rawClosed = (): void => {
+    this.ctx.rawClients--;
+    this.ctx.metrics.activeConnections.dec();
+    releaseConnection(this.server);
+  };
 
   private accept(socket: FastSocket): void {
     const ctx = this.ctx;
@@ -207,13 +253,15 @@ class Classifier {
       return;
     }
     const ctx = this.ctx;
-    ctx.metrics.connections.inc({ route: route.name });
-    const action = route.action;
-    const timeouts = this.table.config.timeouts;
-    const tunnel = new Tunnel(ctx, socket, route, this.match.clientIp, this.buffered, {
-      connectTimeoutMs: action.connectTimeoutMs ?? timeouts.connectMs,
-      idleTimeoutMs: action.idleTimeoutMs ?? timeouts.idleMs,
-    });
+    ctx.metrics.forRoute(route.name).connections.inc();
+    const tunnel = new Tunnel(
+      ctx,
+      socket,
+      route,
+      this.match.clientIp,
+      this.buffered,
+      tunnelOptions(route.action, this.table.config),
+    );
     this.buffered = null;
     tunnel.start();
   }
@@ -237,6 +285,26 @@ class Classifier {
 }
 
 function noop(): void {}
+
+/** A forward's timeouts, from the route or the defaults. */
+function tunnelOptions(action: ForwardActionConfig, config: Config): TunnelOptions {
+  return {
+    connectTimeoutMs: action.connectTimeoutMs ?? config.timeouts.connectMs,
+    idleTimeoutMs: action.idleTimeoutMs ?? config.timeouts.idleMs,
+  };
+}
+
+/** Whether every target of a route is an IP address (a raw tunnel connects without a lookup). */
+const addressTargets = new WeakMap<CompiledRoute, boolean>();
+
+function targetsAreAddresses(route: CompiledRoute): boolean {
+  let all = addressTargets.get(route);
+  if (all === undefined) {
+    all = route.targets.length > 0 && route.targets.every((target) => isIP(target.host) !== 0);
+    addressTargets.set(route, all);
+  }
+  return all;
+}
 
 function ignoreData(): void {}
 

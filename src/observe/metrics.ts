@@ -21,10 +21,12 @@ export class ProxyMetrics {
   readonly httpResponses: Counter<'route' | 'status'>;
   /** Run before the response counter is read: they add counts kept outside prom-client. */
   readonly #flushers: Array<() => void>;
+  readonly #routeCounters: Map<string, RouteCounters>;
 
   constructor() {
     this.registry = new Registry();
     this.#flushers = [];
+    this.#routeCounters = new Map();
     const flushers = this.#flushers;
     const registers = [this.registry];
     this.connections = new Counter({
@@ -68,6 +70,24 @@ export class ProxyMetrics {
   }
 
   /**
+   * A route's connection and byte counters, labelled once: a labelled `inc()` hashes and checks
+   * its labels on every call, which showed in the profile of one connection per exchange through a
+   * TCP forward (bench: tcp-close).
+   */
+  forRoute(route: string): RouteCounters {
+    let counters = this.#routeCounters.get(route);
+    if (counters === undefined) {
+      counters = {
+        connections: this.connections.labels(route),
+        bytesIn: this.bytes.labels(route, 'in'),
+        bytesOut: this.bytes.labels(route, 'out'),
+      };
+      this.#routeCounters.set(route, counters);
+    }
+    return counters;
+  }
+
+  /**
    * Registers `flush` to run whenever `switchyard_http_responses_total` is read (a scrape, or
    * {@link value}), so a hot path can count in plain numbers and hand the counts over then.
    */
@@ -86,4 +106,11 @@ export class ProxyMetrics {
     }
     return sum;
   }
+}
+
+/** One route's labelled counters ({@link ProxyMetrics.forRoute}). */
+export interface RouteCounters {
+  readonly connections: { inc(value?: number): void };
+  readonly bytesIn: { inc(value?: number): void };
+  readonly bytesOut: { inc(value?: number): void };
 }

@@ -23,6 +23,11 @@ export interface ProxyContext {
   readonly metrics: ProxyMetrics;
   /** Every open client socket, so shutdown can wait for them and then close them. */
   readonly clients: ConnectionList<Socket>;
+  /**
+   * Client connections forwarded on bare handles (l4/raw-tunnel.ts), counted until every handle
+   * of their tunnel is closed; the tunnels themselves are in {@link tunnels} until they finish.
+   */
+  rawClients: number;
   /** True once shutdown began: new connections are refused. */
   closing: boolean;
   /** Classify deadlines of new connections that are still being read. */

@@ -59,6 +59,7 @@ export class Switchyard {
       logger: this.logger,
       metrics: this.metrics,
       clients: new ConnectionList(),
+      rawClients: 0,
       classifying: new ClassifySweeper(),
       tunnels: new TunnelSweeper(),
       closing: false,
@@ -116,7 +117,7 @@ export class Switchyard {
 
   /** Open client connections. */
   get connectionCount(): number {
-    return this.ctx.clients.size;
+    return this.ctx.clients.size + this.ctx.rawClients;
   }
 
   /**
@@ -258,13 +259,13 @@ export class Switchyard {
     const clients = this.ctx.clients;
     const tunnels = this.ctx.tunnels;
     // A tunnel whose client is gone still counts: its upstream may be taking the last bytes.
-    const open = (): number => clients.size + tunnels.tunnels.size;
+    const open = (): number => clients.size + this.ctx.rawClients + tunnels.tunnels.size;
     if (open() > 0) {
-      this.logger.info({ open: clients.size, tunnels: tunnels.tunnels.size, drainMs }, 'draining connections');
+      this.logger.info({ open: this.connectionCount, tunnels: tunnels.tunnels.size, drainMs }, 'draining connections');
       await waitForDrain(open, drainMs);
       if (open() > 0) {
         this.logger.warn(
-          { open: clients.size, tunnels: tunnels.tunnels.size },
+          { open: this.connectionCount, tunnels: tunnels.tunnels.size },
           'drain deadline passed; closing remaining connections',
         );
         // Tunnels first: destroying a client alone only ends its upstream (tunnel.ts).

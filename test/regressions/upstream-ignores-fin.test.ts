@@ -54,7 +54,7 @@ async function within<T>(promise: Promise<T>, timeoutMs: number, message: string
   }
 }
 
-function config(port: number, upstream: number, idleTimeoutMs: number) {
+function config(port: number, upstream: number, idleTimeoutMs: number, bareHandles = true) {
   return {
     bind: '127.0.0.1',
     log: { level: 'silent' as const },
@@ -62,7 +62,7 @@ function config(port: number, upstream: number, idleTimeoutMs: number) {
       {
         name: 'stubborn',
         match: { ports: port },
-        action: { type: 'forward' as const, targets: [`127.0.0.1:${upstream}`], idleTimeoutMs },
+        action: { type: 'forward' as const, targets: [`127.0.0.1:${upstream}`], idleTimeoutMs, bareHandles },
       },
     ],
   };
@@ -116,7 +116,8 @@ test('close() past the drain deadline closes upstreams that ignore FIN and recor
 test('a tunnel whose client is gone is closed at its idle timeout, however much the upstream talks', async () => {
   const { server, closes } = await stubbornUpstream(50);
   const port = await freePort();
-  const proxy = await Switchyard.start(config(port, server.port, 500));
+  // Sockets: the test closes the proxy's client Socket itself (bare handles have none).
+  const proxy = await Switchyard.start(config(port, server.port, 500, false));
   try {
     const client = await joinedClient(port);
     await sleep(100);
@@ -130,6 +131,27 @@ test('a tunnel whose client is gone is closed at its idle timeout, however much 
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 400 && elapsed < 2000, `closed after ${elapsed} ms`);
     assert.equal(proxy.ctx.tunnels.tunnels.size, 0);
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+});
+
+test('on bare handles, a client gone while the upstream talks closes the tunnel', async () => {
+  const { server, closes } = await stubbornUpstream(50);
+  const port = await freePort();
+  const proxy = await Switchyard.start(config(port, server.port, 600_000));
+  try {
+    const client = await joinedClient(port);
+    await sleep(100);
+    assert.equal(proxy.connectionCount, 1);
+    // The client's FIN is passed on and ignored; the upstream's next ticks meet a closed client,
+    // and the failed write closes both sides long before the idle timeout.
+    client.destroy();
+    await within(Promise.all(closes), 3000, 'the upstream is still open');
+    await sleep(20);
+    assert.equal(proxy.ctx.tunnels.tunnels.size, 0);
+    assert.equal(proxy.connectionCount, 0);
   } finally {
     await proxy.close();
     await server.close();
