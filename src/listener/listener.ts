@@ -110,7 +110,7 @@ export class Listener {
     return true;
   }
 
-  /** Every handle of a raw tunnel is closed: what a client Socket's 'close' does below. */
+  /** A raw tunnel closed its handles: what a client Socket's 'close' does below. */
   private readonly rawClosed = (): void => {
     this.ctx.rawClients--;
     this.ctx.metrics.activeConnections.dec();

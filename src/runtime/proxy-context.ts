@@ -24,8 +24,8 @@ export interface ProxyContext {
   /** Every open client socket, so shutdown can wait for them and then close them. */
   readonly clients: ConnectionList<Socket>;
   /**
-   * Client connections forwarded on bare handles (l4/raw-tunnel.ts), counted until every handle
-   * of their tunnel is closed; the tunnels themselves are in {@link tunnels} until they finish.
+   * Client connections forwarded on bare handles (l4/raw-tunnel.ts), counted until their tunnel
+   * closes its handles; the tunnels themselves are in {@link tunnels} until then too.
    */
   rawClients: number;
   /** True once shutdown began: new connections are refused. */
