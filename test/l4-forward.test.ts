@@ -64,7 +64,7 @@ function forward(port: number, targets: Array<string>, extra: Record<string, unk
       {
         name: 'fwd',
         match: { ports: port },
-        action: { type: 'forward', mode: 'tcp', targets, bareHandles, ...extra },
+        action: { type: 'forward', mode: 'tcp', targets, engine: bareHandles ? 'handles' : 'sockets', ...extra },
       },
     ],
   };

@@ -168,7 +168,7 @@ for (const bareHandles of [true, false]) {
             type: 'forward',
             mode: 'tcp',
             targets: [`127.0.0.1:${upstream.port}`],
-            bareHandles,
+            engine: bareHandles ? 'handles' : 'sockets',
             idleTimeoutMs: 5000,
           },
         },

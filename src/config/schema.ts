@@ -162,7 +162,7 @@ const ForwardAction = z
       .positive()
       .optional()
       .describe(
-        'Connect timeout per target attempt; defaults to `timeouts.connectMs`. On bare handles (`bareHandles`) ' +
+        'Connect timeout per target attempt; defaults to `timeouts.connectMs`. With `engine: handles` ' +
           'it is checked by the 250 ms tunnel sweep: a connect gives up no earlier than this and at most 0.5 s later.',
       ),
     idleTimeoutMs: z
@@ -175,13 +175,14 @@ const ForwardAction = z
           'it also bounds WebSocket and other upgraded tunnels. Checked by a 250 ms sweep: a tunnel ' +
           'closes no earlier than this and at most 0.5 s later.',
       ),
-    bareHandles: z
-      .boolean()
-      .default(true)
+    engine: z
+      .enum(['handles', 'sockets'])
+      .default('handles')
       .describe(
-        'TCP mode: when the route is known at accept (a port with no SNI to read, no HTTP route and no ' +
-          'PROXY header) and every target is an IP address, forward on bare libuv handles instead of ' +
-          'net.Socket, which costs about half the CPU per connection (docs/benchmarks.md). `false` keeps Sockets.',
+        'TCP mode: what carries the bytes. `handles`: the libuv handles themselves, with no net.Socket, when ' +
+          'the route is known at accept (a port with no SNI to read, no HTTP route and no PROXY header) and ' +
+          'every target is an IP address; about a third of the user CPU per connection (docs/benchmarks.md). ' +
+          'Other connections, and every one with `sockets`, use net.Sockets.',
       ),
     responseTimeoutMs: z
       .number()

@@ -102,7 +102,7 @@ export class Listener {
     };
     const route = table.match(match);
     const action = route?.action;
-    if (action?.type !== 'forward' || !action.bareHandles || !targetsAreAddresses(route!)) return false;
+    if (action?.type !== 'forward' || action.engine !== 'handles' || !targetsAreAddresses(route!)) return false;
     ctx.rawClients++;
     ctx.metrics.activeConnections.inc();
     ctx.metrics.forRoute(route!.name).connections.inc();

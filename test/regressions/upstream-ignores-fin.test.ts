@@ -54,7 +54,7 @@ async function within<T>(promise: Promise<T>, timeoutMs: number, message: string
   }
 }
 
-function config(port: number, upstream: number, idleTimeoutMs: number, bareHandles = true) {
+function config(port: number, upstream: number, idleTimeoutMs: number, engine: 'handles' | 'sockets' = 'handles') {
   return {
     bind: '127.0.0.1',
     log: { level: 'silent' as const },
@@ -62,7 +62,7 @@ function config(port: number, upstream: number, idleTimeoutMs: number, bareHandl
       {
         name: 'stubborn',
         match: { ports: port },
-        action: { type: 'forward' as const, targets: [`127.0.0.1:${upstream}`], idleTimeoutMs, bareHandles },
+        action: { type: 'forward' as const, targets: [`127.0.0.1:${upstream}`], idleTimeoutMs, engine },
       },
     ],
   };
@@ -117,7 +117,7 @@ test('a tunnel whose client is gone is closed at its idle timeout, however much 
   const { server, closes } = await stubbornUpstream(50);
   const port = await freePort();
   // Sockets: the test closes the proxy's client Socket itself (bare handles have none).
-  const proxy = await Switchyard.start(config(port, server.port, 500, false));
+  const proxy = await Switchyard.start(config(port, server.port, 500, 'sockets'));
   try {
     const client = await joinedClient(port);
     await sleep(100);
