@@ -23,7 +23,7 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { SwitchyardError } from '../errors.ts';
-import { copyShared, readIntoShared, readResult, streamWrap } from '../listener/fast-read.ts';
+import { copyShared, readIntoShared, readResult, sharedReadsAvailable, streamWrap } from '../listener/fast-read.ts';
 import {
   flushRawHeld,
   type RawTarget,
@@ -94,7 +94,8 @@ const tcpWrap = (() => {
 const ShutdownWrap = streamWrap?.ShutdownWrap as (new () => ShutdownReq) | undefined;
 
 /** Whether this Node exposes what bare tunnels need; without it every forward uses tunnel.ts. */
-export const rawTunnelsAvailable = tcpWrap !== null && typeof ShutdownWrap === 'function' && rawWritesAvailable;
+export const rawTunnelsAvailable =
+  tcpWrap !== null && typeof ShutdownWrap === 'function' && rawWritesAvailable && sharedReadsAvailable;
 
 /** One end of a raw tunnel: a TCP handle and where its two directions stand. */
 export class RawSide implements RawTarget {

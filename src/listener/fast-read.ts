@@ -150,6 +150,9 @@ const readBytes =
     ? streamWrap.streamBaseState
     : undefined;
 const kReadBytes = (streamWrap?.kReadBytesOrError as number | undefined) ?? 0;
+
+/** Whether {@link readIntoShared} and {@link readResult} work here (Node's binding was found). */
+export const sharedReadsAvailable = readBytes !== undefined;
 /** Node's own `onread` of stream handles (onStreamRead), taken from the first handle seen. */
 let nodeOnread: ReadHandle['onread'] | null = null;
 
