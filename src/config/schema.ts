@@ -181,7 +181,7 @@ const ForwardAction = z
       .describe(
         'TCP mode: what carries the bytes. `handles`: the libuv handles themselves, with no net.Socket, when ' +
           'the route is known at accept (a port with no SNI to read, no HTTP route and no PROXY header) and ' +
-          'every target is an IP address; about a third of the user CPU per connection (docs/benchmarks.md). ' +
+          'every target is an IP address, for every route on the port; about a third of the user CPU per connection (docs/benchmarks.md). ' +
           'Other connections, and every one with `sockets`, use net.Sockets.',
       ),
     responseTimeoutMs: z

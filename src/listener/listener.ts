@@ -9,7 +9,7 @@ import { SwitchyardError } from '../errors.ts';
 import { RawTunnel, rawTunnelsAvailable, type TcpHandle } from '../l4/raw-tunnel.ts';
 import { Tunnel, type TunnelOptions } from '../l4/tunnel.ts';
 import { normalizeAddress } from '../route/ip-matcher.ts';
-import type { CompiledRoute, MatchContext, RouteTable } from '../route/route-table.ts';
+import type { CompiledRoute, MatchContext, PortIndex, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
 import { looksLikeTls, parseClientHello } from './client-hello.ts';
 import { acceptFast, adoptAccepted, type FastSocket, kOnData, releaseConnection } from './fast-read.ts';
@@ -79,15 +79,14 @@ export class Listener {
   }
 
   /**
-   * Takes a connection on its bare handle when its route is known without reading a byte and
-   * its targets are addresses (raw-tunnel.ts); returns false to have a Socket made for it.
+   * Takes a connection on its bare handle when its port's routes are known without reading a
+   * byte and forward to addresses (raw-tunnel.ts); returns false to have a Socket made for it.
    */
   private acceptRaw(handle: TcpHandle): boolean {
     const ctx = this.ctx;
     const table = ctx.table;
     const index = table.ports.get(this.port);
-    if (ctx.closing || index === undefined || index.needsPeek || index.hasHttp || ctx.trustedProxies !== null)
-      return false;
+    if (ctx.closing || index === undefined || ctx.trustedProxies !== null || !takesBareHandles(index)) return false;
     const peer: { address?: string } = {};
     if (handle.getpeername(peer) !== 0) return false;
     const clientIp = normalizeAddress(peer.address ?? '');
@@ -101,8 +100,9 @@ export class Listener {
       layer: 4,
     };
     const route = table.match(match);
+    // Every route on the port qualifies (takesBareHandles); none may match this client.
     const action = route?.action;
-    if (action?.type !== 'forward' || action.engine !== 'handles' || !targetsAreAddresses(route!)) return false;
+    if (action?.type !== 'forward') return false;
     ctx.rawClients++;
     ctx.metrics.activeConnections.inc();
     ctx.metrics.forRoute(route!.name).connections.inc();
@@ -294,16 +294,33 @@ function tunnelOptions(action: ForwardActionConfig, config: Config): TunnelOptio
   };
 }
 
-/** Whether every target of a route is an IP address (a raw tunnel connects without a lookup). */
-const addressTargets = new WeakMap<CompiledRoute, boolean>();
+/**
+ * Whether a port's connections go to bare-handle tunnels (raw-tunnel.ts): its routes need no
+ * first bytes and no HTTP, and each is a forward with `engine: handles` whose targets are all IP
+ * addresses (a raw tunnel connects without a lookup). Decided once per port of a table, so a
+ * port that does not qualify costs its connections nothing (no peer-address lookup twice).
+ */
+const bareHandlePorts = new WeakMap<PortIndex, boolean>();
 
-function targetsAreAddresses(route: CompiledRoute): boolean {
-  let all = addressTargets.get(route);
-  if (all === undefined) {
-    all = route.targets.length > 0 && route.targets.every((target) => isIP(target.host) !== 0);
-    addressTargets.set(route, all);
+function takesBareHandles(index: PortIndex): boolean {
+  let takes = bareHandlePorts.get(index);
+  if (takes === undefined) {
+    // Without SNI or TLS to peek for and without HTTP routes, every route here has no host
+    // condition, so `any` holds them all (route-table.ts).
+    takes = !index.needsPeek && !index.hasHttp && index.any.every(usesBareHandles);
+    bareHandlePorts.set(index, takes);
   }
-  return all;
+  return takes;
+}
+
+function usesBareHandles(route: CompiledRoute): boolean {
+  const action = route.action;
+  return (
+    action.type === 'forward' &&
+    action.engine === 'handles' &&
+    route.targets.length > 0 &&
+    route.targets.every((target) => isIP(target.host) !== 0)
+  );
 }
 
 function ignoreData(): void {}
