@@ -115,6 +115,38 @@ test('a target given by host name is forwarded on Sockets, with the same result'
   }
 });
 
+test('a port with one route on Sockets forwards every connection on Sockets, whichever route it takes', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start({
+    bind: '127.0.0.1',
+    log: { level: 'silent' },
+    routes: [
+      {
+        name: 'local',
+        priority: 10,
+        match: { ports: port, clientIps: ['127.0.0.1'] },
+        action: { type: 'forward', mode: 'tcp', targets: [`127.0.0.1:${echoA.port}`] },
+      },
+      {
+        name: 'others',
+        match: { ports: port },
+        action: { type: 'forward', mode: 'tcp', targets: [`127.0.0.1:${echoB.port}`], engine: 'sockets' },
+      },
+    ],
+  });
+  try {
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    client.write('ping');
+    await readUntil(client, 'A:ping');
+    const [tunnel] = proxy.ctx.tunnels.tunnels;
+    assert.ok(tunnel !== undefined && !(tunnel instanceof RawTunnel), 'a Socket tunnel');
+    client.end();
+    await closed(client);
+  } finally {
+    await proxy.close();
+  }
+});
+
 both("a trusted PROXY header is not counted in the route's bytes, only what the tunnel carries", async () => {
   const port = await freePort();
   const proxy = await Switchyard.start({
