@@ -99,9 +99,8 @@ both('TCP round trip with half-close in both directions', async () => {
   }
 });
 
-test('a target given by host name is forwarded on Sockets, with the same result', async () => {
-  const port = await freePort();
-  const proxy = await Switchyard.start(forward(port, [`localhost:${echoA.port}`]));
+/** One exchange with echo A through `port`, whose tunnel must be a Socket one; then closes the proxy. */
+async function assertForwardsOnSockets(proxy: Switchyard, port: number): Promise<void> {
   try {
     const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     client.write('ping');
@@ -113,6 +112,12 @@ test('a target given by host name is forwarded on Sockets, with the same result'
   } finally {
     await proxy.close();
   }
+}
+
+test('a target given by host name is forwarded on Sockets, with the same result', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(forward(port, [`localhost:${echoA.port}`]));
+  await assertForwardsOnSockets(proxy, port);
 });
 
 test('a port with one route on Sockets forwards every connection on Sockets, whichever route it takes', async () => {
@@ -134,17 +139,7 @@ test('a port with one route on Sockets forwards every connection on Sockets, whi
       },
     ],
   });
-  try {
-    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    client.write('ping');
-    await readUntil(client, 'A:ping');
-    const [tunnel] = proxy.ctx.tunnels.tunnels;
-    assert.ok(tunnel !== undefined && !(tunnel instanceof RawTunnel), 'a Socket tunnel');
-    client.end();
-    await closed(client);
-  } finally {
-    await proxy.close();
-  }
+  await assertForwardsOnSockets(proxy, port);
 });
 
 both("a trusted PROXY header is not counted in the route's bytes, only what the tunnel carries", async () => {
