@@ -30,6 +30,8 @@ export interface Endpoint {
    * instance), sent by wrk and by the comparison's `check`.
    */
   readonly headers?: Readonly<Record<string, string>>;
+  /** `https` when the contender's port speaks TLS (wrk then does a TLS handshake); default `http`. */
+  readonly scheme?: 'http' | 'https';
 }
 
 /** One way of doing the scenario's job. */
@@ -170,7 +172,7 @@ async function startAll(ctx: ScenarioContext, comparison: Comparison): Promise<L
 }
 
 function origin(endpoint: Endpoint): string {
-  return `http://${endpoint.host}:${endpoint.port}`;
+  return `${endpoint.scheme ?? 'http'}://${endpoint.host}:${endpoint.port}`;
 }
 
 /** The load as this contender receives it: its own headers added to the load's. */

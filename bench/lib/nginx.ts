@@ -8,6 +8,7 @@ import type { CpuRole, ScenarioContext } from './context.ts';
 import { withNofile } from './nofile.ts';
 import { freePort, LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
+import type { CertFiles, SniRoute } from './tls.ts';
 import { waitForPort } from './wait-for-port.ts';
 
 /** A started nginx. */
@@ -67,11 +68,31 @@ export const SMALL_BODY = `${'0123456789'.repeat(9)}012345678\n`;
 export type BackendFiles = Readonly<Record<string, Uint8Array>>;
 
 /**
+ * TLS lines of the backend's server block: TLS 1.3 only, and no session resumption (neither
+ * tickets nor a session cache), so that every connection is a full handshake. wrk resumes when
+ * it may: it keeps each connection's session across reconnects, and with nginx's defaults a
+ * `Connection: close` run logged `$ssl_session_reused` `r` for all but the first handshake of each
+ * connection, at twice the request rate.
+ */
+function backendTls(cert: CertFiles): string {
+  return `    ssl_certificate ${cert.certFile};
+    ssl_certificate_key ${cert.keyFile};
+    ssl_protocols TLSv1.3;
+    ssl_session_tickets off;
+    ssl_session_cache off;`;
+}
+
+/**
  * The origin server: nginx, one worker, no access log, keep-alive effectively unlimited.
  * `GET /hello` answers `hello\n` from config (no file system); other paths are static files
- * from `files`, sent with sendfile.
+ * from `files`, sent with sendfile. With `tls`, it speaks HTTPS only, with that certificate
+ * (see {@link backendTls}).
  */
-export async function startNginxBackend(ctx: ScenarioContext, files: BackendFiles = {}): Promise<NginxInstance> {
+export async function startNginxBackend(
+  ctx: ScenarioContext,
+  files: BackendFiles = {},
+  tls: CertFiles | null = null,
+): Promise<NginxInstance> {
   const name = 'backend-nginx';
   const root = await ctx.subdir('www');
   for (const [path, bytes] of Object.entries(files)) await writeFile(join(root, path), bytes, { mode: 0o644 });
@@ -86,8 +107,8 @@ http {
   default_type application/octet-stream;
 ${tempPaths(ctx.dir, name)}
   server {
-    listen ${LOOPBACK}:${port} backlog=4096;
-    root ${root};
+    listen ${LOOPBACK}:${port}${tls === null ? '' : ' ssl'} backlog=4096;
+${tls === null ? '' : `${backendTls(tls)}\n`}    root ${root};
     location = /hello {
       default_type text/plain;
       return 200 "hello\\n";
@@ -116,6 +137,35 @@ stream {
   server {
     listen ${LOOPBACK}:${port} backlog=4096;
     proxy_pass ${LOOPBACK}:${targetPort};
+  }
+}
+`;
+  return startNginx(ctx, name, conf, port, 'proxy');
+}
+
+/**
+ * nginx `stream` proxy routing TLS by SNI without terminating it: one worker, `ssl_preread on`,
+ * and a `map` from `$ssl_preread_server_name` to one `upstream` per route. A name no route
+ * lists maps to nothing, and nginx closes the connection. The `ssl_preread` module ships inside
+ * the stream module (Debian's is built with it).
+ */
+export async function startNginxStreamSni(ctx: ScenarioContext, routes: readonly SniRoute[]): Promise<NginxInstance> {
+  const name = 'nginx-stream-sni';
+  const loadModule = ctx.peers.nginxStreamLoadModule;
+  if (loadModule === null) throw new Error('nginx stream module not available');
+  const port = await freePort();
+  const map = routes.map((r) => `    ${r.serverName} ${r.name};`).join('\n');
+  const upstreams = routes.map((r) => `  upstream ${r.name} { server ${LOOPBACK}:${r.targetPort}; }`).join('\n');
+  const conf = `${mainContext(ctx.dir, name, loadModule)}
+stream {
+  map $ssl_preread_server_name $sni_upstream {
+${map}
+  }
+${upstreams}
+  server {
+    listen ${LOOPBACK}:${port} backlog=4096;
+    ssl_preread on;
+    proxy_pass $sni_upstream;
   }
 }
 `;

@@ -10,6 +10,7 @@ import type { ScenarioContext } from './context.ts';
 import { withNofile } from './nofile.ts';
 import { freePort, LOOPBACK } from './ports.ts';
 import type { ManagedProcess } from './processes.ts';
+import type { SniRoute } from './tls.ts';
 import { waitForPort } from './wait-for-port.ts';
 
 /** A started Switchyard. */
@@ -70,6 +71,30 @@ export async function startSwitchyardTcp(ctx: ScenarioContext, targetPort: numbe
     ],
   };
   return startSwitchyard(ctx, 'switchyard-tcp', config, port);
+}
+
+/**
+ * Switchyard with one route per SNI route, all on one port: `match.domains` the route's server
+ * name, action `forward` in `mode: tls-passthrough` to its target. A ClientHello naming no route's
+ * server is refused (`SY_ROUTE_NO_MATCH`) and the connection closed.
+ */
+export async function startSwitchyardTlsPassthrough(
+  ctx: ScenarioContext,
+  routes: readonly SniRoute[],
+): Promise<SwitchyardInstance> {
+  const port = await freePort();
+  const config: ConfigInput = {
+    bind: LOOPBACK,
+    log: { level: 'warn' },
+    // Nothing is left to drain when the harness stops it; do not wait for the default deadline.
+    timeouts: { shutdownMs: 1000 },
+    routes: routes.map((r) => ({
+      name: r.name,
+      match: { ports: port, domains: [r.serverName] },
+      action: { type: 'forward', mode: 'tls-passthrough', targets: [`${LOOPBACK}:${r.targetPort}`] },
+    })),
+  };
+  return startSwitchyard(ctx, 'switchyard-tls', config, port);
 }
 
 /** Options of {@link startSwitchyardHttp}. */

@@ -90,18 +90,29 @@ export async function runTcpForwardScenario(
     primary: scenario.primary,
     goalRounds: scenario.goalRounds,
   });
+  return forwardScenarioResult(scenario, scenario.request ?? `GET ${load.path}`, scenario.backend, result);
+}
+
+/** A forward scenario's result as the page records it: its load described, and what was measured. */
+export function forwardScenarioResult(
+  scenario: Pick<TcpForwardScenario, 'name' | 'description' | 'load' | 'response'>,
+  request: string,
+  backend: string,
+  measured: Awaited<ReturnType<typeof compare>>,
+): ScenarioResult {
+  const load = scenario.load;
   return {
     name: scenario.name,
     description: scenario.description,
     load: {
       tool: 'wrk',
-      request: scenario.request ?? `GET ${load.path}`,
+      request,
       response: scenario.response,
       connections: load.connections,
       threads: load.threads,
-      backend: scenario.backend,
+      backend,
     },
-    ...result,
+    ...measured,
     notes: [],
   };
 }

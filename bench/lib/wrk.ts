@@ -62,7 +62,10 @@ export interface WrkRun {
   readonly supervisor: ProcessSupervisor;
   /** Directory for the generated script and wrk's log. */
   readonly dir: string;
-  /** `http://host:port` of the service under test. */
+  /**
+   * `http://host:port` of the service under test, or `https://host:port`: wrk then sends the
+   * host as SNI (an IP literal included) and does not verify the certificate.
+   */
   readonly origin: string;
   readonly load: WrkLoad;
   /** Whole seconds (wrk takes no fractions). */

@@ -10,12 +10,16 @@ import { llmStream } from './llm-stream.ts';
 import { tcpBulk } from './tcp-bulk.ts';
 import { tcpClose } from './tcp-close.ts';
 import { tcpSmall } from './tcp-small.ts';
+import { tlsPassClose } from './tls-pass-close.ts';
+import { tlsPassSmall } from './tls-pass-small.ts';
 
 /** All scenarios of `npm run bench`. */
 export const SCENARIOS: readonly Scenario[] = [
   tcpSmall,
   tcpBulk,
   tcpClose,
+  tlsPassSmall,
+  tlsPassClose,
   httpSmall,
   http64k,
   httpClose,
