@@ -13,6 +13,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { RawTunnel } from '../src/l4/raw-tunnel.ts';
 import type { Tunnel } from '../src/l4/tunnel.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
+import { both, engine } from './helpers/engines.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { captureLogs } from './helpers/logs.ts';
 import {
@@ -41,21 +42,6 @@ after(async () => {
   await assertNoLeaks(baseline);
 });
 
-/**
- * Whether the forwards of the test running now take bare handles (raw-tunnel.ts) or Sockets
- * (tunnel.ts): {@link both} runs each test once each way.
- */
-let bareHandles = true;
-
-function both(name: string, fn: () => Promise<void>): void {
-  for (const bare of [true, false]) {
-    test(`${name} (${bare ? 'bare handles' : 'sockets'})`, async () => {
-      bareHandles = bare;
-      await fn();
-    });
-  }
-}
-
 function forward(port: number, targets: Array<string>, extra: Record<string, unknown> = {}): ConfigInput {
   return {
     bind: '127.0.0.1',
@@ -64,7 +50,7 @@ function forward(port: number, targets: Array<string>, extra: Record<string, unk
       {
         name: 'fwd',
         match: { ports: port },
-        action: { type: 'forward', mode: 'tcp', targets, engine: bareHandles ? 'handles' : 'sockets', ...extra },
+        action: { type: 'forward', mode: 'tcp', targets, engine: engine.name, ...extra },
       },
     ],
   };
@@ -73,7 +59,7 @@ function forward(port: number, targets: Array<string>, extra: Record<string, unk
 /** Bytes the proxy holds for the upstream of its only tunnel, which must be of the current kind. */
 function heldForUpstream(proxy: Switchyard): number {
   const [tunnel] = proxy.ctx.tunnels.tunnels;
-  assert.equal(tunnel instanceof RawTunnel, bareHandles, 'the tunnel is of the kind under test');
+  assert.equal(tunnel instanceof RawTunnel, engine.name === 'handles', 'the tunnel is of the kind under test');
   if (tunnel instanceof RawTunnel)
     return (tunnel.upstream!.handle as unknown as { writeQueueSize: number }).writeQueueSize;
   return heldBy((tunnel as Tunnel).upstream!);

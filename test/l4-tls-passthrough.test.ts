@@ -10,9 +10,11 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer as createTlsServer, type Server as TlsServer, connect as tlsConnect } from 'node:tls';
 import type { ConfigInput } from '../src/config/schema.ts';
+import { RawTunnel } from '../src/l4/raw-tunnel.ts';
 import { encodeProxyV1, encodeProxyV2 } from '../src/listener/proxy-protocol.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { createCa, type TestCa } from './helpers/certs.ts';
+import { both, engine } from './helpers/engines.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { captureLogs } from './helpers/logs.ts';
 import { closed, exchange, freePort, startServer, type TestServer } from './helpers/net.ts';
@@ -83,12 +85,22 @@ function sniConfig(port: number, extra: Partial<ConfigInput> = {}): ConfigInput 
       {
         name: 'exact',
         match: { ports: port, domains: ['api.example.test'] },
-        action: { type: 'forward', mode: 'tls-passthrough', targets: [`127.0.0.1:${tlsPorts.exact}`] },
+        action: {
+          type: 'forward',
+          mode: 'tls-passthrough',
+          targets: [`127.0.0.1:${tlsPorts.exact}`],
+          engine: engine.name,
+        },
       },
       {
         name: 'wild',
         match: { ports: port, domains: ['*.apps.example.test'] },
-        action: { type: 'forward', mode: 'tls-passthrough', targets: [`127.0.0.1:${tlsPorts.wild}`] },
+        action: {
+          type: 'forward',
+          mode: 'tls-passthrough',
+          targets: [`127.0.0.1:${tlsPorts.wild}`],
+          engine: engine.name,
+        },
       },
     ],
     ...extra,
@@ -105,6 +117,20 @@ async function tlsHello(port: number, servername: string): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
+/** Checks that the proxy's one tunnel is of the engine under test. */
+function assertTunnelKind(proxy: Switchyard): void {
+  const [tunnel] = proxy.ctx.tunnels.tunnels;
+  assert.equal(tunnel instanceof RawTunnel, engine.name === 'handles', 'the tunnel is of the engine under test');
+}
+
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within 3 s`);
+    await sleep(5);
+  }
+}
+
 /** Captures the exact bytes of a ClientHello for `servername`. */
 async function captureClientHello(servername: string | undefined): Promise<Buffer> {
   const sink = await startServer(() => {});
@@ -119,7 +145,7 @@ async function captureClientHello(servername: string | undefined): Promise<Buffe
   return hello;
 }
 
-test('TLS passthrough routes by SNI: exact and wildcard names reach different backends', async () => {
+both('TLS passthrough routes by SNI: exact and wildcard names reach different backends', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(sniConfig(port));
   try {
@@ -131,7 +157,7 @@ test('TLS passthrough routes by SNI: exact and wildcard names reach different ba
   }
 });
 
-test('unknown SNI, missing SNI and garbage are closed promptly with a log line and a counter', async () => {
+both('unknown SNI, missing SNI and garbage are closed promptly with a log line and a counter', async () => {
   const port = await freePort();
   const logs = captureLogs();
   const proxy = await Switchyard.start(sniConfig(port), { logger: logs.logger });
@@ -153,12 +179,14 @@ test('unknown SNI, missing SNI and garbage are closed promptly with a log line a
     assert.ok(Date.now() - started < 1000, 'rejections do not wait for a timeout');
     assert.equal(logs.withCode('SY_ROUTE_NO_MATCH').length, 2);
     assert.equal(logs.withCode('SY_LSN_BAD_TLS').length, 1);
+    await waitFor(() => proxy.connectionCount === 0, 'every rejected connection closed');
+    assert.equal(await proxy.metrics.value('switchyard_connections_active'), 0);
   } finally {
     await proxy.close();
   }
 });
 
-test('a client that sends nothing, or half a ClientHello, is closed at the classify timeout', async () => {
+both('a client that sends nothing, or half a ClientHello, is closed at the classify timeout', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(sniConfig(port));
   try {
@@ -179,6 +207,22 @@ test('a client that sends nothing, or half a ClientHello, is closed at the class
   }
 });
 
+both('shutdown closes connections still being classified at its drain deadline', async () => {
+  const port = await freePort();
+  const proxy = await Switchyard.start(sniConfig(port, { timeouts: { classifyMs: 30_000 } }));
+  const silent = connect(port, '127.0.0.1');
+  silent.on('error', () => {});
+  await once(silent, 'connect');
+  await waitFor(() => proxy.connectionCount === 1, 'the connection accepted');
+  const started = Date.now();
+  await proxy.close(200);
+  await closed(silent, 3000);
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < 2000, `closed ${elapsed} ms after shutdown began`);
+  assert.equal(proxy.connectionCount, 0);
+  assert.equal(await proxy.metrics.value('switchyard_rejected_connections_total'), 0);
+});
+
 /** Resolves as `promise` does, or rejects once `ms` have passed. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -192,7 +236,7 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-test('silent, garbage and black-holed connections pending on a port never stall a good one', async () => {
+both('silent, garbage and black-holed connections pending on a port never stall a good one', async () => {
   const port = await freePort();
   const hole = await SilentTargets.start(1);
   const config = sniConfig(port, { timeouts: { classifyMs: 10_000 } });
@@ -204,6 +248,7 @@ test('silent, garbage and black-holed connections pending on a port never stall 
       mode: 'tls-passthrough',
       targets: [`127.0.0.1:${hole.ports[0]}`],
       connectTimeoutMs: 10_000,
+      engine: engine.name,
     },
   });
   const proxy = await Switchyard.start(config);
@@ -261,7 +306,7 @@ test('silent, garbage and black-holed connections pending on a port never stall 
   }
 });
 
-test('a ClientHello split into tiny TCP segments is reassembled and forwarded byte for byte', async () => {
+both('a ClientHello split into tiny TCP segments is reassembled and forwarded byte for byte', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start({
     bind: '127.0.0.1',
@@ -270,7 +315,7 @@ test('a ClientHello split into tiny TCP segments is reassembled and forwarded by
       {
         name: 'rec',
         match: { ports: port, domains: ['frag.example.test'] },
-        action: { type: 'forward', mode: 'tls-passthrough', targets: [`127.0.0.1:${plain.port}`] },
+        action: { type: 'forward', mode: 'tls-passthrough', targets: [`127.0.0.1:${plain.port}`], engine: engine.name },
       },
     ],
   });
@@ -283,6 +328,8 @@ test('a ClientHello split into tiny TCP segments is reassembled and forwarded by
       client.write(hello.subarray(i, i + 7));
       await sleep(1);
     }
+    await waitFor(() => proxy.ctx.tunnels.tunnels.size === 1, 'the connection routed');
+    assertTunnelKind(proxy);
     client.end();
     assert.deepEqual(await recorded, hello);
     await closed(client);
@@ -423,7 +470,7 @@ test('with no peer trusted, a PROXY line on a plain TCP port is payload, forward
   }
 });
 
-test('a PROXY header is refused on an SNI port even when no peer is trusted', async () => {
+both('a PROXY header is refused on an SNI port even when no peer is trusted', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(sniConfig(port));
   try {

@@ -179,10 +179,10 @@ const ForwardAction = z
       .enum(['handles', 'sockets'])
       .default('handles')
       .describe(
-        'TCP mode: what carries the bytes. `handles`: the libuv handles themselves, with no net.Socket, when ' +
-          'the route is known at accept (a port with no SNI to read, no HTTP route and no PROXY header) and ' +
-          'every target is an IP address, for every route on the port; about a third of the user CPU per connection (docs/benchmarks.md). ' +
-          'Other connections, and every one with `sockets`, use net.Sockets.',
+        'TCP and TLS passthrough: what carries the bytes. `handles`: the libuv handles themselves, with no ' +
+          'net.Socket (the SNI is read on the handle too), on a port with no HTTP route and no PROXY protocol ' +
+          'whose routes all have `handles` and IP-address targets; about a third of the user CPU per connection ' +
+          '(docs/benchmarks.md). Other connections, and every one with `sockets`, use net.Sockets.',
       ),
     responseTimeoutMs: z
       .number()

@@ -6,11 +6,12 @@
  * forward with one connection per exchange (bench: tcp-close) the Socket tunnel spent about
  * 120 µs of user CPU per connection against HAProxy's 16, at 0.44-0.49x HAProxy's connection
  * rate; a throwaway forwarder on bare handles used about 45 µs (docs/benchmarks.md, "Connection
- * churn through a TCP forward"). So connections whose route is known at accept time (a port whose
- * routes need no first bytes, no HTTP and no PROXY header; targets given as IP addresses) take
- * this path: the accepted handle and a TCP handle connected to the target are joined here, reading
- * into fast-read's shared buffer and writing through fast-write's direct writes. Everything else
- * (TLS passthrough by SNI, upgrades after HTTP, targets by host name) stays on tunnel.ts.
+ * churn through a TCP forward"). So connections on a port whose routes all forward to IP
+ * addresses, with no HTTP route and no PROXY header, take this path: the accepted handle (as
+ * accepted, or once the listener has read the ClientHello's SNI on it) and a TCP handle connected
+ * to the target are joined here, reading into fast-read's shared buffer and writing through
+ * fast-write's direct writes. Everything else (upgrades after HTTP, targets by host name, PROXY
+ * headers) stays on tunnel.ts.
  *
  * What a Socket did that is done here instead:
  * - connect timeout: a deadline the tunnel sweeper checks (tunnel-sweeper.ts), as it checks idle
@@ -45,7 +46,7 @@ import {
 } from './tunnel.ts';
 
 /** libuv's end-of-stream status, the same on every platform. */
-const UV_EOF = -4095;
+export const UV_EOF = -4095;
 
 /** A connected or accepted TCP handle (node's TCPWrap), as this file uses it. */
 export interface TcpHandle extends StreamHandle {
@@ -204,6 +205,8 @@ export class RawTunnel implements RawWriteOwner, TargetCursor {
   sweptActivity: number;
   idleSince: number;
   connectDeadline: number;
+  /** Bytes read from the client before routing (its ClientHello), written upstream first. */
+  initial: Buffer | null;
 
   constructor(
     ctx: ProxyContext,
@@ -212,6 +215,7 @@ export class RawTunnel implements RawWriteOwner, TargetCursor {
     clientAddress: string,
     options: TunnelOptions,
     onClosed: (tunnel: RawTunnel) => void,
+    initial: Buffer | null = null,
   ) {
     this.ctx = ctx;
     this.route = route;
@@ -227,7 +231,10 @@ export class RawTunnel implements RawWriteOwner, TargetCursor {
     this.sweptActivity = 0;
     this.idleSince = 0;
     this.connectDeadline = 0;
+    this.initial = initial;
     this.client = new RawSide(handle, this);
+    // Counted as the Socket tunnel counts them: its client socket read them too.
+    if (initial !== null) this.client.bytesRead = initial.length;
     ctx.tunnels.add(this);
   }
 
@@ -284,6 +291,11 @@ export class RawTunnel implements RawWriteOwner, TargetCursor {
     upstream.handle.setNoDelay(true);
     client.resume();
     upstream.resume();
+    const initial = this.initial;
+    if (initial !== null) {
+      this.initial = null;
+      if (!writeRawSoon(upstream, initial, false, this)) client.pause();
+    }
   }
 
   rawWriteStalled(target: RawTarget): void {
@@ -332,6 +344,7 @@ export class RawTunnel implements RawWriteOwner, TargetCursor {
     if (this.done) return;
     this.done = true;
     this.connectDeadline = 0;
+    this.initial = null;
     this.ctx.tunnels.delete(this);
     if (this.target !== null) this.target.active--;
     const client = this.client;

@@ -14,6 +14,8 @@ export interface ClassifyDeadline {
   deadline: number;
   /** Called by the sweep once the deadline has passed; the entry is already removed. */
   onDeadline(): void;
+  /** Closes the connection without a rejection: shutdown's drain deadline passed. */
+  abort(): void;
 }
 
 /** Sweep interval, as the tunnel sweeper's and the HTTP engine's. */
@@ -56,6 +58,14 @@ export class ClassifySweeper {
         this.delete(entry);
         entry.onDeadline();
       }
+    }
+  }
+
+  /** Closes every connection still being classified (shutdown, past its drain deadline). */
+  abortAll(): void {
+    for (const entry of [...this.pending]) {
+      this.delete(entry);
+      entry.abort();
     }
   }
 

@@ -2,18 +2,30 @@
  * One listening server per port. Each new connection is classified before it is routed: an
  * optional PROXY protocol header (trusted peers only), then a TLS ClientHello (for SNI) or
  * plaintext. Ports whose routes need neither are forwarded at once without reading a byte.
+ * Ports whose routes all forward on bare handles are classified on the handle (RawClassifier);
+ * the others on a net.Socket (Classifier).
  */
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Config, ForwardActionConfig } from '../config/schema.ts';
 import { SwitchyardError } from '../errors.ts';
-import { RawTunnel, rawTunnelsAvailable, type TcpHandle } from '../l4/raw-tunnel.ts';
+import { RawTunnel, rawTunnelsAvailable, type TcpHandle, UV_EOF } from '../l4/raw-tunnel.ts';
 import { Tunnel, type TunnelOptions } from '../l4/tunnel.ts';
 import { normalizeAddress } from '../route/ip-matcher.ts';
 import type { CompiledRoute, MatchContext, PortIndex, RouteTable } from '../route/route-table.ts';
 import type { ProxyContext } from '../runtime/proxy-context.ts';
+import type { ClassifyDeadline } from './classify-sweeper.ts';
 import { looksLikeTls, parseClientHello } from './client-hello.ts';
-import { acceptFast, adoptAccepted, type FastSocket, kOnData, releaseConnection } from './fast-read.ts';
-import { parseProxyHeader } from './proxy-protocol.ts';
+import {
+  acceptFast,
+  adoptAccepted,
+  copyShared,
+  type FastSocket,
+  kOnData,
+  readIntoShared,
+  readResult,
+  releaseConnection,
+} from './fast-read.ts';
+import { type ProxyHeader, parseProxyHeader } from './proxy-protocol.ts';
 
 const kClassifier = Symbol('switchyard.classifier');
 
@@ -79,14 +91,18 @@ export class Listener {
   }
 
   /**
-   * Takes a connection on its bare handle when its port's routes are known without reading a
-   * byte and forward to addresses (raw-tunnel.ts); returns false to have a Socket made for it.
+   * Takes a connection on its bare handle when every route of its port forwards to addresses on
+   * bare handles (raw-tunnel.ts): at once when the route is known without reading a byte, after
+   * the ClientHello when it takes an SNI ({@link RawClassifier}). Returns false to have a Socket
+   * made for it.
    */
   private acceptRaw(handle: TcpHandle): boolean {
     const ctx = this.ctx;
     const table = ctx.table;
     const index = table.ports.get(this.port);
-    if (ctx.closing || index === undefined || ctx.trustedProxies !== null || !takesBareHandles(index)) return false;
+    if (ctx.closing || index === undefined || ctx.trustedProxies !== null) return false;
+    const mode = bareHandleMode(index);
+    if (mode === BARE_NEVER) return false;
     const peer: { address?: string } = {};
     if (handle.getpeername(peer) !== 0) return false;
     const clientIp = normalizeAddress(peer.address ?? '');
@@ -99,8 +115,14 @@ export class Listener {
       headers: null,
       layer: 4,
     };
+    if (mode === BARE_AFTER_PEEK) {
+      ctx.rawClients++;
+      ctx.metrics.activeConnections.inc();
+      new RawClassifier(ctx, table, handle, match, this.rawClosed).start();
+      return true;
+    }
     const route = table.match(match);
-    // Every route on the port qualifies (takesBareHandles); none may match this client.
+    // Every route on the port qualifies (bareHandleMode); none may match this client.
     const action = route?.action;
     if (action?.type !== 'forward') return false;
     ctx.rawClients++;
@@ -188,19 +210,14 @@ class Classifier {
     const data = this.buffered === null ? chunk : Buffer.concat([this.buffered, chunk]);
     this.buffered = data;
     if (this.proxyPending) {
-      const result = parseProxyHeader(data);
-      if (result.kind === 'need-more') return;
-      if (result.kind === 'error') {
-        this.reject(new SwitchyardError('SY_LSN_BAD_PROXY_HEADER', { detail: result.reason }));
+      const header = readProxyHeader(data, this.peerTrusted, this.match);
+      if (header === NEED_MORE) return;
+      if (header instanceof SwitchyardError) {
+        this.reject(header);
         return;
       }
       this.proxyPending = false;
-      if (result.kind === 'header') {
-        if (!this.peerTrusted) {
-          this.reject(new SwitchyardError('SY_LSN_UNTRUSTED_PROXY_HEADER', { peer: this.match.clientIp }));
-          return;
-        }
-        const header = result.header;
+      if (header !== null) {
         if (header.command === 'proxy' && header.sourceAddress !== null) {
           this.match.clientIp = normalizeAddress(header.sourceAddress);
         }
@@ -213,20 +230,10 @@ class Classifier {
         if (this.buffered === null) return;
       }
     }
-    const bytes = this.buffered!;
-    if (!looksLikeTls(bytes[0])) {
-      this.route();
-      return;
-    }
-    const hello = parseClientHello(bytes);
-    if (hello.kind === 'need-more') return;
-    if (hello.kind === 'error') {
-      this.reject(new SwitchyardError('SY_LSN_BAD_TLS', { detail: hello.reason }));
-      return;
-    }
-    this.match.tls = true;
-    this.match.serverName = hello.info.serverName;
-    this.route();
+    const read = readServerName(this.buffered!, this.match);
+    if (read === NEED_MORE) return;
+    if (read !== null) this.reject(read);
+    else this.route();
   }
 
   /** Picks the route and starts its action; closes the connection when none matches. */
@@ -247,9 +254,7 @@ class Classifier {
     }
     const route = this.table.match(this.match);
     if (route === null || route.action.type !== 'forward') {
-      this.reject(
-        new SwitchyardError('SY_ROUTE_NO_MATCH', { port: this.match.port, host: this.match.serverName ?? '(none)' }),
-      );
+      this.reject(noMatch(this.match));
       return;
     }
     const ctx = this.ctx;
@@ -274,14 +279,178 @@ class Classifier {
   /** Closes a connection that cannot be routed, with a log line and a counter. */
   reject(error: SwitchyardError): void {
     if (this.deadline !== 0) this.ctx.classifying.delete(this);
-    this.ctx.metrics.rejected.inc({ reason: error.code });
-    this.ctx.logger.info(
-      { code: error.code, port: this.match.port, client: this.match.clientIp, sni: this.match.serverName },
-      error.message,
-    );
+    logRejected(this.ctx, this.match, error);
     this.buffered = null;
     this.socket.destroy();
   }
+
+  /** Shutdown passed its drain deadline while this connection was still being classified. */
+  abort(): void {
+    this.socket.destroy();
+  }
+}
+
+interface ClassifiedHandle extends TcpHandle {
+  [kClassifier]?: RawClassifier;
+}
+
+/**
+ * The {@link Classifier} on a bare handle, for ports where every route forwards on bare handles
+ * once the SNI is read (TLS passthrough; see {@link bareHandleMode}). The first bytes are read
+ * into fast-read's shared buffer and kept until the ClientHello is complete; the handle then goes
+ * to a RawTunnel, which writes them upstream before anything else. Same routing, deadline,
+ * rejections and log lines as the Classifier, without the two Sockets a tunnel would otherwise
+ * build and tear down per connection (bench: tls-pass-close).
+ */
+class RawClassifier implements ClassifyDeadline {
+  readonly ctx: ProxyContext;
+  readonly table: RouteTable;
+  readonly handle: ClassifiedHandle;
+  readonly match: MatchContext;
+  buffered: Buffer | null;
+  /** Whether a PROXY header, to be refused (no peer is trusted on this path), may still come. */
+  proxyPending: boolean;
+  deadline: number;
+  /** Called once the handle is closed here or by its tunnel: the listener's accounting. */
+  readonly onClosed: () => void;
+
+  constructor(ctx: ProxyContext, table: RouteTable, handle: TcpHandle, match: MatchContext, onClosed: () => void) {
+    this.ctx = ctx;
+    this.table = table;
+    this.handle = handle;
+    this.match = match;
+    this.buffered = null;
+    this.proxyPending = true;
+    this.deadline = 0;
+    this.onClosed = onClosed;
+  }
+
+  start(): void {
+    const handle = this.handle;
+    handle[kClassifier] = this;
+    handle.onread = onRawClassifyRead;
+    readIntoShared(handle);
+    this.ctx.classifying.add(this, this.table.config.timeouts.classifyMs);
+    if (handle.readStart() !== 0) this.close();
+  }
+
+  /** A read of `n` bytes into the shared buffer, or an end-of-stream or error status. */
+  onRead(n: number): void {
+    if (n > 0) {
+      const chunk = copyShared(n);
+      const data = this.buffered === null ? chunk : Buffer.concat([this.buffered, chunk]);
+      this.buffered = data;
+      if (this.proxyPending) {
+        const header = readProxyHeader(data, false, this.match);
+        if (header === NEED_MORE) return;
+        if (header !== null) {
+          this.reject(header as SwitchyardError);
+          return;
+        }
+        this.proxyPending = false;
+      }
+      const read = readServerName(data, this.match);
+      if (read === NEED_MORE) return;
+      if (read !== null) this.reject(read);
+      else this.route();
+    } else if (n === UV_EOF) {
+      // As onClassifyEnd: only an incomplete ClientHello, or nothing, can be buffered here.
+      this.reject(new SwitchyardError('SY_LSN_EARLY_CLOSE', {}));
+    } else if (n < 0) {
+      this.ctx.classifying.delete(this);
+      this.close();
+    }
+  }
+
+  /** Picks the route and hands the handle to its tunnel; closes the connection when none matches. */
+  route(): void {
+    const ctx = this.ctx;
+    const handle = this.handle;
+    ctx.classifying.delete(this);
+    handle.readStop();
+    handle[kClassifier] = undefined;
+    const route = this.table.match(this.match);
+    if (route === null || route.action.type !== 'forward') {
+      this.reject(noMatch(this.match));
+      return;
+    }
+    ctx.metrics.forRoute(route.name).connections.inc();
+    const initial = this.buffered;
+    this.buffered = null;
+    const options = tunnelOptions(route.action, this.table.config);
+    new RawTunnel(ctx, handle, route, this.match.clientIp, options, this.onClosed, initial).start();
+  }
+
+  onDeadline(): void {
+    this.reject(new SwitchyardError('SY_LSN_CLASSIFY_TIMEOUT', { timeoutMs: this.table.config.timeouts.classifyMs }));
+  }
+
+  reject(error: SwitchyardError): void {
+    if (this.deadline !== 0) this.ctx.classifying.delete(this);
+    logRejected(this.ctx, this.match, error);
+    this.close();
+  }
+
+  abort(): void {
+    this.close();
+  }
+
+  close(): void {
+    this.buffered = null;
+    this.handle[kClassifier] = undefined;
+    this.handle.close();
+    this.onClosed();
+  }
+}
+
+function onRawClassifyRead(this: ClassifiedHandle): void {
+  this[kClassifier]?.onRead(readResult());
+}
+
+function noMatch(match: MatchContext): SwitchyardError {
+  return new SwitchyardError('SY_ROUTE_NO_MATCH', { port: match.port, host: match.serverName ?? '(none)' });
+}
+
+/** Returned by {@link readProxyHeader} and {@link readServerName} while they need more bytes. */
+const NEED_MORE = 'need-more';
+
+/**
+ * Reads a PROXY header at the start of a connection on a port that peeks: the header, null when
+ * the bytes are not one, {@link NEED_MORE}, or the error to reject with (malformed, or sent by a
+ * peer that is not trusted: once ports peek, nobody else may pass a header off as payload).
+ */
+function readProxyHeader(
+  data: Buffer,
+  peerTrusted: boolean,
+  match: MatchContext,
+): typeof NEED_MORE | SwitchyardError | ProxyHeader | null {
+  const result = parseProxyHeader(data);
+  if (result.kind === 'need-more') return NEED_MORE;
+  if (result.kind === 'error') return new SwitchyardError('SY_LSN_BAD_PROXY_HEADER', { detail: result.reason });
+  if (result.kind === 'none') return null;
+  if (!peerTrusted) return new SwitchyardError('SY_LSN_UNTRUSTED_PROXY_HEADER', { peer: match.clientIp });
+  return result.header;
+}
+
+/**
+ * Reads what routing needs from a connection's first bytes into `match`: the SNI of a TLS
+ * ClientHello (and that it is TLS), or nothing for plaintext. Returns null once `match` is ready
+ * to route, {@link NEED_MORE} for an incomplete ClientHello, or the error to reject it with.
+ */
+function readServerName(bytes: Buffer, match: MatchContext): typeof NEED_MORE | SwitchyardError | null {
+  if (!looksLikeTls(bytes[0])) return null;
+  const hello = parseClientHello(bytes);
+  if (hello.kind === 'need-more') return NEED_MORE;
+  if (hello.kind === 'error') return new SwitchyardError('SY_LSN_BAD_TLS', { detail: hello.reason });
+  match.tls = true;
+  match.serverName = hello.info.serverName;
+  return null;
+}
+
+/** The log line and counter of a connection closed because it cannot be routed. */
+function logRejected(ctx: ProxyContext, match: MatchContext, error: SwitchyardError): void {
+  ctx.metrics.rejected.inc({ reason: error.code });
+  ctx.logger.info({ code: error.code, port: match.port, client: match.clientIp, sni: match.serverName }, error.message);
 }
 
 function noop(): void {}
@@ -294,23 +463,37 @@ function tunnelOptions(action: ForwardActionConfig, config: Config): TunnelOptio
   };
 }
 
-/**
- * Whether a port's connections go to bare-handle tunnels (raw-tunnel.ts): its routes need no
- * first bytes and no HTTP, and each is a forward with `engine: handles` whose targets are all IP
- * addresses (a raw tunnel connects without a lookup). Decided once per port of a table, so a
- * port that does not qualify costs its connections nothing (no peer-address lookup twice).
- */
-const bareHandlePorts = new WeakMap<PortIndex, boolean>();
+/** How a port's connections are taken (bareHandleMode): on Sockets, */
+const BARE_NEVER = 0;
+/** on bare handles from accept (the route is known without reading a byte), */
+const BARE_AT_ACCEPT = 1;
+/** or on bare handles classified by RawClassifier (the route takes the SNI). */
+const BARE_AFTER_PEEK = 2;
 
-function takesBareHandles(index: PortIndex): boolean {
-  let takes = bareHandlePorts.get(index);
-  if (takes === undefined) {
-    // Without SNI or TLS to peek for and without HTTP routes, every route here has no host
-    // condition, so `any` holds them all (route-table.ts).
-    takes = !index.needsPeek && !index.hasHttp && index.any.every(usesBareHandles);
-    bareHandlePorts.set(index, takes);
+/**
+ * Whether a port's connections go to bare-handle tunnels (raw-tunnel.ts): it has no HTTP route,
+ * and each of its routes is a forward with `engine: handles` whose targets are all IP addresses
+ * (a raw tunnel connects without a lookup). Decided once per port of a table, so a port that
+ * does not qualify costs its connections nothing (no peer-address lookup twice).
+ */
+const bareHandlePorts = new WeakMap<PortIndex, number>();
+
+function bareHandleMode(index: PortIndex): number {
+  let mode = bareHandlePorts.get(index);
+  if (mode === undefined) {
+    if (index.hasHttp || ![...portRoutes(index)].every(usesBareHandles)) mode = BARE_NEVER;
+    else mode = index.needsPeek ? BARE_AFTER_PEEK : BARE_AT_ACCEPT;
+    bareHandlePorts.set(index, mode);
   }
-  return takes;
+  return mode;
+}
+
+/** Every route of a port, with or without a host condition. */
+function portRoutes(index: PortIndex): Set<CompiledRoute> {
+  const routes = new Set(index.any);
+  for (const list of index.exact.values()) for (const route of list) routes.add(route);
+  for (const list of index.wildcards.values()) for (const route of list) routes.add(route);
+  return routes;
 }
 
 function usesBareHandles(route: CompiledRoute): boolean {

@@ -273,6 +273,8 @@ export class Switchyard {
         clients.forEach((socket) => {
           socket.destroy();
         });
+        // Connections still being classified on bare handles are in neither list.
+        this.ctx.classifying.abortAll();
         await waitForDrain(open, 1000);
       }
     }
