@@ -207,6 +207,30 @@ both('a client that sends nothing, or half a ClientHello, is closed at the class
   }
 });
 
+both('a client that half-closes before its ClientHello is complete is closed at once, with a counter', async () => {
+  const port = await freePort();
+  const logs = captureLogs();
+  const proxy = await Switchyard.start(sniConfig(port, { timeouts: { classifyMs: 10_000 } }), { logger: logs.logger });
+  try {
+    const hello = await captureClientHello('api.example.test');
+    const started = Date.now();
+    // Half a ClientHello, then FIN; and a connection that sends nothing before its FIN.
+    const half = await exchange(port, hello.subarray(0, 40));
+    const empty = await exchange(port, '');
+    assert.equal(half.data, '');
+    assert.equal(empty.data, '');
+    assert.ok(Date.now() - started < 2000, 'closed without waiting for the classify deadline');
+    assert.equal(
+      await proxy.metrics.value('switchyard_rejected_connections_total', { reason: 'SY_LSN_EARLY_CLOSE' }),
+      2,
+    );
+    assert.equal(logs.withCode('SY_LSN_EARLY_CLOSE').length, 2);
+    await waitFor(() => proxy.connectionCount === 0, 'both connections closed');
+  } finally {
+    await proxy.close();
+  }
+});
+
 both('shutdown closes connections still being classified at its drain deadline', async () => {
   const port = await freePort();
   const proxy = await Switchyard.start(sniConfig(port, { timeouts: { classifyMs: 30_000 } }));
