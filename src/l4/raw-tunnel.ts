@@ -289,13 +289,12 @@ export class RawTunnel implements RawWriteOwner, TargetCursor {
     client.peer = upstream;
     upstream.peer = client;
     upstream.handle.setNoDelay(true);
-    client.resume();
     upstream.resume();
+    // The bytes read while classifying go first; the client is read again once the kernel has
+    // them (writesDone resumes it when the write stays pending).
     const initial = this.initial;
-    if (initial !== null) {
-      this.initial = null;
-      if (!writeRawSoon(upstream, initial, false, this)) client.pause();
-    }
+    this.initial = null;
+    if (initial === null || writeRawSoon(upstream, initial, false, this)) client.resume();
   }
 
   rawWriteStalled(target: RawTarget): void {
