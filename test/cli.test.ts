@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { closed, type EchoPair, exchange, freePorts, readUntil, startEchoPair } from './helpers/net.ts';
+import { closed, type EchoPair, exchange, freePorts, readUntil, startEchoPair, waitFor } from './helpers/net.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const cli = join(root, 'src/cli/main.ts');
@@ -68,14 +68,6 @@ function yamlRoutes(targets: Record<number, number>): string {
   return `bind: 127.0.0.1\nlog: { level: info }\nroutes:\n${routes.join('')}`;
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test('check: exit 0 on a good file, 2 with the field path on a bad one', async () => {
   const good = join(echo.dir, 'good.yaml');
   await writeFile(good, yaml(1, 2));
@@ -104,16 +96,16 @@ test('start, SIGHUP reload (good then bad file), SIGTERM drains and exits 0', as
 
     await writeFile(file, yaml(port, echo.b.port));
     child.kill('SIGHUP');
-    await waitFor(() => lines.some((l) => l.includes('route table updated')));
+    await waitFor(() => lines.some((l) => l.includes('route table updated')), 5000, 'log line "route table updated"');
     assert.equal((await exchange(port, 'two')).data, 'B:twobye');
 
     await writeFile(file, 'routes: [oops');
     child.kill('SIGHUP');
-    await waitFor(() => lines.some((l) => l.includes('reload failed')));
+    await waitFor(() => lines.some((l) => l.includes('reload failed')), 5000, 'log line "reload failed"');
     assert.equal((await exchange(port, 'three')).data, 'B:threebye', 'a bad file keeps the running table');
 
     child.kill('SIGTERM');
-    await waitFor(() => lines.some((l) => l.includes('draining connections')));
+    await waitFor(() => lines.some((l) => l.includes('draining connections')), 5000, 'log line "draining connections"');
     const got = readUntil(open, 'A:still');
     open.write('still');
     await got;
@@ -138,7 +130,7 @@ test('SIGHUP opens the ports the file adds and closes the ones it removes', asyn
 
     await writeFile(file, yamlRoutes({ [kept]: echo.a.port, [added]: echo.b.port }));
     child.kill('SIGHUP');
-    await waitFor(() => lines.some((l) => l.includes('route table updated')));
+    await waitFor(() => lines.some((l) => l.includes('route table updated')), 5000, 'log line "route table updated"');
     assert.equal((await exchange(added, 'a')).data, 'B:abye', 'the added port accepts');
     assert.equal((await exchange(kept, 'k')).data, 'A:kbye', 'the kept port still serves');
     const refused = await exchange(removed, 'r');

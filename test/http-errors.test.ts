@@ -14,7 +14,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { parseAll, RawClient, type RawResponse, rawExchange, request } from './helpers/http.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { freePort, freePorts, startServer, type TestServer } from './helpers/net.ts';
+import { freePort, freePorts, startServer, type TestServer, waitFor } from './helpers/net.ts';
 
 const baseline = handleSnapshot();
 
@@ -107,14 +107,6 @@ function rawUpstream(reply: (socket: Socket, request: string) => void): Promise<
   return startServer((socket) => {
     socket.once('data', (chunk: Buffer) => reply(socket, chunk.toString('latin1')));
   });
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
 }
 
 const GET = 'GET / HTTP/1.1\r\nhost: x\r\n\r\n';

@@ -15,7 +15,7 @@ import type { UpstreamPool } from '../src/http/upstream-pool.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { request } from './helpers/http.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { freePort } from './helpers/net.ts';
+import { freePort, waitFor } from './helpers/net.ts';
 import { SilentTargets } from './helpers/silent-targets.ts';
 
 const baseline = handleSnapshot();
@@ -77,14 +77,6 @@ function route(name: string, port: number, action: Record<string, unknown>, matc
 
 function config(routes: unknown[]): ConfigInput {
   return { bind: '127.0.0.1', log: { level: 'silent' }, routes } as ConfigInput;
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
 }
 
 function poolOf(proxy: Switchyard): UpstreamPool {

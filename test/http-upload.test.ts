@@ -22,7 +22,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { RawClient, rawExchange } from './helpers/http.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { freePort } from './helpers/net.ts';
+import { freePort, waitFor } from './helpers/net.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -345,11 +345,3 @@ test('Expect: 100-continue with a body over maxBodyBytes: 413 at once, no 100', 
   }
   assert.equal(upstream.started, started);
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
-}

@@ -15,7 +15,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { Switchyard } from '../src/runtime/switchyard.ts';
 import { RawClient } from './helpers/http.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
-import { freePort, startServer } from './helpers/net.ts';
+import { freePort, startServer, waitFor } from './helpers/net.ts';
 
 const baseline = handleSnapshot();
 const RESPONSE_TIMEOUT_MS = 300;
@@ -115,14 +115,6 @@ function closeOf(ws: WebSocket): Promise<{ code: number; reason: string; at: num
   return new Promise((resolve) => {
     ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString(), at: Date.now() }));
   });
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
 }
 
 test('text and binary echo; the upstream sees a proper upgrade request', async () => {

@@ -17,7 +17,7 @@ import { createCa, type TestCa } from './helpers/certs.ts';
 import { both, engine } from './helpers/engines.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { captureLogs } from './helpers/logs.ts';
-import { closed, exchange, freePort, startServer, type TestServer } from './helpers/net.ts';
+import { closed, exchange, freePort, startServer, type TestServer, waitFor } from './helpers/net.ts';
 import { SilentTargets } from './helpers/silent-targets.ts';
 
 const baseline = handleSnapshot();
@@ -123,14 +123,6 @@ function assertTunnelKind(proxy: Switchyard): void {
   assert.equal(tunnel instanceof RawTunnel, engine.name === 'handles', 'the tunnel is of the engine under test');
 }
 
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 3000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 3 s`);
-    await sleep(5);
-  }
-}
-
 /** Captures the exact bytes of a ClientHello for `servername`. */
 async function captureClientHello(servername: string | undefined): Promise<Buffer> {
   const sink = await startServer(() => {});
@@ -179,7 +171,7 @@ both('unknown SNI, missing SNI and garbage are closed promptly with a log line a
     assert.ok(Date.now() - started < 1000, 'rejections do not wait for a timeout');
     assert.equal(logs.withCode('SY_ROUTE_NO_MATCH').length, 2);
     assert.equal(logs.withCode('SY_LSN_BAD_TLS').length, 1);
-    await waitFor(() => proxy.connectionCount === 0, 'every rejected connection closed');
+    await waitFor(() => proxy.connectionCount === 0, 3000, 'every rejected connection closed');
     assert.equal(await proxy.metrics.value('switchyard_connections_active'), 0);
   } finally {
     await proxy.close();
@@ -225,7 +217,7 @@ both('a client that half-closes before its ClientHello is complete is closed at 
       2,
     );
     assert.equal(logs.withCode('SY_LSN_EARLY_CLOSE').length, 2);
-    await waitFor(() => proxy.connectionCount === 0, 'both connections closed');
+    await waitFor(() => proxy.connectionCount === 0, 3000, 'both connections closed');
   } finally {
     await proxy.close();
   }
@@ -237,7 +229,7 @@ both('shutdown closes connections still being classified at its drain deadline',
   const silent = connect(port, '127.0.0.1');
   silent.on('error', () => {});
   await once(silent, 'connect');
-  await waitFor(() => proxy.connectionCount === 1, 'the connection accepted');
+  await waitFor(() => proxy.connectionCount === 1, 3000, 'the connection accepted');
   const started = Date.now();
   await proxy.close(200);
   await closed(silent, 3000);
@@ -352,7 +344,7 @@ both('a ClientHello split into tiny TCP segments is reassembled and forwarded by
       client.write(hello.subarray(i, i + 7));
       await sleep(1);
     }
-    await waitFor(() => proxy.ctx.tunnels.tunnels.size === 1, 'the connection routed');
+    await waitFor(() => proxy.ctx.tunnels.tunnels.size === 1, 3000, 'the connection routed');
     assertTunnelKind(proxy);
     client.end();
     assert.deepEqual(await recorded, hello);

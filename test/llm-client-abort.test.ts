@@ -13,7 +13,7 @@ import { Switchyard } from '../src/runtime/switchyard.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { openAiClient, type TestOpenAi } from './helpers/llm.ts';
 import { type CapturedLogs, captureLogs } from './helpers/logs.ts';
-import { freePort } from './helpers/net.ts';
+import { freePort, waitFor } from './helpers/net.ts';
 
 const baseline = handleSnapshot();
 let upstream: MockLlmServer;
@@ -58,16 +58,8 @@ function gatewayStats() {
 }
 
 /** Waits until `check` holds, polling; fails after `timeoutMs`. */
-async function until(what: string, check: () => boolean, timeoutMs = 1500): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
-
 async function idle(): Promise<void> {
-  await until('idle', () => gatewayStats().inFlight === 0 && upstream.counters.inFlight === 0, 5000);
+  await waitFor(() => gatewayStats().inFlight === 0 && upstream.counters.inFlight === 0, 5000, 'idle');
   upstream.resetCounters();
 }
 
@@ -85,13 +77,13 @@ test('an SDK abort before the first byte closes the upstream request at once', a
     { model: 'open', messages: [{ role: 'user', content: 'wait for me' }] },
     { signal: controller.signal, headers: { 'x-mock-first-byte-delay-ms': '3000' } },
   );
-  await until('the upstream has the request', () => upstream.counters.inFlight === 1);
+  await waitFor(() => upstream.counters.inFlight === 1, 1500, 'the upstream has the request');
   controller.abort();
   await assert.rejects(call);
-  await until('the upstream sees its request closed', () => upstream.counters.disconnects === 1);
+  await waitFor(() => upstream.counters.disconnects === 1, 1500, 'the upstream sees its request closed');
   assert.ok(performance.now() - started < 2000, 'long before the upstream would have answered');
-  await until('the exchange ended', () => gatewayStats().inFlight === 0);
-  await until('logged as 499', () => closedLines() === before + 1);
+  await waitFor(() => gatewayStats().inFlight === 0, 1500, 'the exchange ended');
+  await waitFor(() => closedLines() === before + 1, 1500, 'logged as 499');
 });
 
 test('an SDK abort while queued leaves the queue; the request never goes upstream', async () => {
@@ -100,17 +92,17 @@ test('an SDK abort while queued leaves the queue; the request never goes upstrea
     { model: 'single', messages: [{ role: 'user', content: 'holds the slot' }] },
     { headers: { 'x-mock-first-byte-delay-ms': '400' } },
   );
-  await until('the slot is taken', () => upstream.counters.inFlight === 1);
+  await waitFor(() => upstream.counters.inFlight === 1, 1500, 'the slot is taken');
   const controller = new AbortController();
   const queued = oa.client.chat.completions.create(
     { model: 'single', messages: [{ role: 'user', content: 'queued' }] },
     { signal: controller.signal },
   );
   const single = () => gatewayStats().providers.find((p) => p.id === 'single')!;
-  await until('queued', () => single().queued === 1);
+  await waitFor(() => single().queued === 1, 1500, 'queued');
   controller.abort();
   await assert.rejects(queued);
-  await until('the queue place is freed at once', () => single().queued === 0, 300);
+  await waitFor(() => single().queued === 0, 300, 'the queue place is freed at once');
   const reply = await first;
   assert.equal(reply.choices[0].message.content, 'echo: holds the slot');
   await sleep(50);
@@ -134,6 +126,6 @@ test('an SDK abort mid-stream closes the upstream stream', async () => {
   })().catch(() => {});
   assert.equal(chunks, 1);
   // Well before the mock's next write, which would find the socket gone on its own.
-  await until('the upstream sees its stream closed', () => upstream.counters.disconnects === 1, 1000);
-  await until('the exchange ended', () => gatewayStats().inFlight === 0);
+  await waitFor(() => upstream.counters.disconnects === 1, 1000, 'the upstream sees its stream closed');
+  await waitFor(() => gatewayStats().inFlight === 0, 1500, 'the exchange ended');
 });

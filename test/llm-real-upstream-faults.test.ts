@@ -9,7 +9,6 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, beforeEach, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { request } from 'undici';
 import type { ConfigInput } from '../src/config/schema.ts';
@@ -17,7 +16,7 @@ import { Switchyard } from '../src/runtime/switchyard.ts';
 import { assertNoLeaks, handleSnapshot } from './helpers/leaks.ts';
 import { openAiClient, type TestOpenAi, weatherTool } from './helpers/llm.ts';
 import { captureLogs } from './helpers/logs.ts';
-import { freePort } from './helpers/net.ts';
+import { freePort, waitFor } from './helpers/net.ts';
 
 const baseline = handleSnapshot();
 /** Per-test bound, so a hang fails the test instead of stalling the file. */
@@ -193,17 +192,9 @@ after(async () => {
 });
 
 /** Waits until `check` holds, polling; fails after `timeoutMs`. */
-async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
-
 beforeEach(async () => {
   // The previous test's exchange (an aborted or broken one included) is over before the next.
-  await until('the gateway is idle', () => proxy.llm!.stats().inFlight === 0);
+  await waitFor(() => proxy.llm!.stats().inFlight === 0, 3000, 'the gateway is idle');
   primary.arrivals.length = 0;
   backup.arrivals.length = 0;
   primary.handle = answerText('primary');
@@ -473,7 +464,7 @@ test('an SDK abort mid-stream closes the real upstream request promptly', TIMEOU
   })().catch(() => {});
   assert.equal(chunks, 1);
   const upstream = primary.arrivals[0];
-  await until('the upstream request sees close', () => upstream.closedAt >= 0);
+  await waitFor(() => upstream.closedAt >= 0, 3000, 'the upstream request sees close');
   const afterMs = upstream.closedAt - abortedAt;
   assert.ok(afterMs < 1000, `closed ${afterMs.toFixed(1)} ms after the abort`);
 });
@@ -487,12 +478,12 @@ test('an SDK abort before the first byte closes the real upstream request prompt
     { model: 'direct', messages: [{ role: 'user', content: 'think hard' }] },
     { signal: controller.signal },
   );
-  await until('the upstream has the request', () => primary.arrivals.length === 1);
+  await waitFor(() => primary.arrivals.length === 1, 3000, 'the upstream has the request');
   const abortedAt = performance.now();
   controller.abort();
   await assert.rejects(call, (error: unknown) => error instanceof OpenAI.APIUserAbortError);
   const upstream = primary.arrivals[0];
-  await until('the upstream request sees close', () => upstream.closedAt >= 0);
+  await waitFor(() => upstream.closedAt >= 0, 3000, 'the upstream request sees close');
   const afterMs = upstream.closedAt - abortedAt;
   assert.ok(afterMs < 1000, `closed ${afterMs.toFixed(1)} ms after the abort`);
 });

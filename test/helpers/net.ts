@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A port that was free a moment ago (bound on port 0, then released). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -153,4 +154,13 @@ export async function startEchoPair(prefix: string): Promise<EchoPair> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves once `condition` holds, checked every 5 ms; throws, naming `what`, after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`${what}: not met within ${timeoutMs} ms`);
+    await sleep(5);
+  }
 }
