@@ -76,6 +76,17 @@ export interface TcpForwardScenario {
   readonly goalRounds?: number;
 }
 
+/**
+ * The exchange of the one-connection-per-request forward scenarios (tcp-close, tls-pass-close):
+ * `GET /hello` with `Connection: close` on 64 connections, so the backend closes after each answer.
+ */
+export const CLOSE_PER_REQUEST = {
+  load: { path: '/hello', connections: 64, threads: 1, headers: { Connection: 'close' } },
+  primary: 'requestsPerS',
+  request: 'GET /hello, Connection: close',
+  response: '200, body "hello\\n"; the backend closes, and the forward closes both connections',
+} as const satisfies Pick<TcpForwardScenario, 'load' | 'primary' | 'request' | 'response'>;
+
 /** Runs `scenario`: an nginx backend, then every TCP forward contender compared under its load. */
 export async function runTcpForwardScenario(
   ctx: ScenarioContext,

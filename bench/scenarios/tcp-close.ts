@@ -6,7 +6,7 @@
  */
 import type { Scenario, ScenarioContext } from '../lib/context.ts';
 import type { ScenarioResult } from '../lib/results.ts';
-import { runTcpForwardScenario, TCP_FORWARD_PEERS } from '../lib/tcp-forwards.ts';
+import { CLOSE_PER_REQUEST, runTcpForwardScenario, TCP_FORWARD_PEERS } from '../lib/tcp-forwards.ts';
 
 /** Scenario `tcp-close`: `Connection: close` on every request, `hello\n` responses, through a TCP forward. */
 export const tcpClose: Scenario = {
@@ -17,10 +17,7 @@ export const tcpClose: Scenario = {
     return runTcpForwardScenario(ctx, {
       name: this.name,
       description: this.description,
-      load: { path: '/hello', connections: 64, threads: 1, headers: { Connection: 'close' } },
-      primary: 'requestsPerS',
-      request: 'GET /hello, Connection: close',
-      response: '200, body "hello\\n"; the backend closes, and the forward closes both connections',
+      ...CLOSE_PER_REQUEST,
       backend: 'nginx, 1 worker, `return 200`',
     });
   },

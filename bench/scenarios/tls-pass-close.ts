@@ -11,6 +11,7 @@
  */
 import type { Scenario, ScenarioContext } from '../lib/context.ts';
 import type { ScenarioResult } from '../lib/results.ts';
+import { CLOSE_PER_REQUEST } from '../lib/tcp-forwards.ts';
 import { runTlsPassthroughScenario, TLS_PASSTHROUGH_PEERS } from '../lib/tls-forwards.ts';
 
 /** Scenario `tls-pass-close`: `Connection: close` on every HTTPS request, so a TLS handshake and an SNI lookup each. */
@@ -23,10 +24,7 @@ export const tlsPassClose: Scenario = {
     return runTlsPassthroughScenario(ctx, {
       name: this.name,
       description: this.description,
-      load: { path: '/hello', connections: 64, threads: 1, headers: { Connection: 'close' } },
-      primary: 'requestsPerS',
-      request: 'GET /hello, Connection: close',
-      response: '200, body "hello\\n"; the backend closes, and the forward closes both connections',
+      ...CLOSE_PER_REQUEST,
     });
   },
 };
